@@ -1,0 +1,411 @@
+"""Read and write point clouds (numpy in, numpy out).
+
+Reading (:func:`read_points`) returns a ``(N, 3)`` float32 array from
+
+* point clouds: ``.ply`` (ascii/binary, without faces), ``.pcd`` (ascii/binary),
+  ``.xyz`` / ``.pts`` / ``.txt`` (whitespace- or comma-separated, first 3 columns; leading
+  header lines are skipped), ``.npy`` / ``.npz`` (first 3 columns; for ``.npz`` the key
+  ``points``, else ``data``, else the first array);
+* meshes: ``.obj``, ``.off``, ``.stl`` and ``.ply`` with faces, sampled uniformly on their
+  surface (area-weighted) with a seed.
+
+Writing (:func:`write_points`) picks the format from the extension (``.ply`` binary,
+``.pcd`` binary, ``.xyz``/``.pts``/``.txt``, ``.npy``, ``.npz``), writes atomically and
+never overwrites an existing file unless ``force=True``.
+
+Every problem with the input raises :class:`~canocaps.errors.CanocapsInputError` with a
+single line naming the file. Open3D and trimesh are imported lazily (inside functions).
+"""
+from __future__ import annotations
+
+import io as _stdio
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from canocaps._files import atomic_path
+from canocaps.errors import CanocapsInputError
+
+__all__ = [
+    "POINT_EXTENSIONS",
+    "MESH_EXTENSIONS",
+    "READ_EXTENSIONS",
+    "WRITE_EXTENSIONS",
+    "DEFAULT_MESH_POINTS",
+    "read_points",
+    "read_mesh",
+    "write_points",
+    "validate_points",
+    "sample_mesh",
+]
+
+POINT_EXTENSIONS = (".ply", ".pcd", ".xyz", ".pts", ".txt", ".npy", ".npz")
+MESH_EXTENSIONS = (".obj", ".off", ".stl", ".ply")
+READ_EXTENSIONS = tuple(sorted(set(POINT_EXTENSIONS) | set(MESH_EXTENSIONS)))
+WRITE_EXTENSIONS = (".ply", ".pcd", ".xyz", ".pts", ".txt", ".npy", ".npz")
+DEFAULT_MESH_POINTS = 2048
+
+_TEXT_EXTENSIONS = (".xyz", ".pts", ".txt")
+_HEADER_SCAN_LINES = 64
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    msg = text[0].strip() if text else ""
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+@contextmanager
+def _quiet_open3d() -> Iterator[Any]:
+    """Import Open3D with its console output limited to errors (restored afterwards)."""
+    import open3d as o3d
+
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        yield o3d
+
+
+def _check_file(path: str | os.PathLike, allowed: tuple[str, ...]) -> tuple[Path, str]:
+    if not isinstance(path, (str, os.PathLike)):
+        raise CanocapsInputError(f"expected a file path, got {type(path).__name__}")
+    p = Path(path)
+    if not p.exists():
+        raise CanocapsInputError(f"{p}: no such file")
+    if p.is_dir():
+        raise CanocapsInputError(f"{p}: is a directory, expected a file")
+    ext = p.suffix.lower()
+    if ext not in allowed:
+        raise CanocapsInputError(f"{p}: unknown extension {ext or '(none)'!r}; supported: {' '.join(allowed)}")
+    if p.stat().st_size == 0:
+        raise CanocapsInputError(f"{p}: file is empty (0 bytes)")
+    return p, ext
+
+
+def validate_points(array: Any, min_points: int = 1, name: str = "points") -> np.ndarray:
+    """Check and convert a point cloud to a C-contiguous ``(N, 3)`` float32 numpy array (a copy).
+
+    Accepts numpy arrays, torch tensors (any device; detached), nested lists, an Open3D
+    ``PointCloud`` (its points), a trimesh ``PointCloud`` (its vertices) and a trimesh
+    ``Trimesh``, which is *sampled* uniformly on its surface to
+    ``DEFAULT_MESH_POINTS`` = 2048 points (seed 0); use :func:`sample_mesh` for other
+    counts.
+
+    Raises:
+        CanocapsInputError: (one line, starting with ``name``) if the input is empty,
+            not ``(N, 3)``, not numeric, has NaN/inf (reports how many points), or has
+            fewer than ``min_points`` points.
+    """
+    if min_points < 0:
+        raise CanocapsInputError(f"min_points must be >= 0, got {min_points}")
+    mod = type(array).__module__ or ""
+    if mod.startswith("torch") and hasattr(array, "detach"):
+        array = array.detach().cpu()
+        if str(array.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            array = array.float()
+        array = array.numpy()
+    elif mod.startswith("open3d") and hasattr(array, "points"):
+        array = np.asarray(array.points)
+    elif mod.startswith("trimesh"):
+        faces = getattr(array, "faces", None)
+        if faces is not None and len(faces) > 0:
+            array = sample_mesh(array, DEFAULT_MESH_POINTS, seed=0, name=name)
+        elif hasattr(array, "vertices"):
+            array = np.asarray(array.vertices)
+    try:
+        arr = np.asarray(array)
+    except (ValueError, TypeError) as e:  # ragged lists and the like
+        raise CanocapsInputError(f"{name}: not an array of numbers ({_one_line(e)})") from e
+    if arr.size == 0:
+        raise CanocapsInputError(f"{name}: empty (0 points)")
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise CanocapsInputError(f"{name}: expected shape (N, 3), got {tuple(arr.shape)}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+        raise CanocapsInputError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32).copy()
+    bad = int((~np.isfinite(out)).any(axis=1).sum())
+    if bad:
+        raise CanocapsInputError(
+            f"{name}: {bad} of {len(out)} points contain NaN or inf (or overflow float32)"
+        )
+    if len(out) < min_points:
+        raise CanocapsInputError(f"{name}: {len(out)} points, at least {min_points} required")
+    return out
+
+
+def sample_mesh(mesh: Any, num_points: int, seed: int = 0, name: str = "mesh") -> np.ndarray:
+    """``(num_points, 3)`` float32 points uniform on the surface of a trimesh ``Trimesh`` (area-weighted).
+
+    Reproducible: the same ``seed`` gives the same points.
+    """
+    import trimesh
+
+    if num_points < 1:
+        raise CanocapsInputError(f"{name}: num_points must be >= 1, got {num_points}")
+    if len(mesh.faces) == 0:
+        raise CanocapsInputError(f"{name}: mesh has no faces")
+    if not np.isfinite(np.asarray(mesh.vertices)).all():
+        raise CanocapsInputError(f"{name}: mesh vertices contain NaN or inf")
+    if not float(mesh.area) > 0.0:
+        raise CanocapsInputError(f"{name}: mesh has zero surface area (degenerate faces)")
+    pts, _ = trimesh.sample.sample_surface(mesh, int(num_points), seed=int(seed))
+    return np.asarray(pts, dtype=np.float32)
+
+
+def _subsample(points: np.ndarray, num_points: int | None, seed: int, first_n: bool) -> np.ndarray:
+    if num_points is None or len(points) <= num_points:
+        return points
+    if first_n:
+        return points[:num_points]
+    idx = np.random.default_rng(seed).choice(len(points), size=num_points, replace=False)
+    return points[np.sort(idx)]
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def _load_trimesh(p: Path, ext: str) -> Any:
+    """trimesh object (Trimesh or PointCloud) for a mesh/ply file; scenes are flattened."""
+    import trimesh
+
+    try:
+        obj = trimesh.load(str(p), file_type=ext[1:], process=False)
+    except Exception as e:  # trimesh raises many kinds
+        raise CanocapsInputError(f"{p}: cannot parse as {ext} ({_one_line(e)})") from e
+    if isinstance(obj, trimesh.Scene):
+        if len(obj.geometry) == 0:
+            raise CanocapsInputError(f"{p}: no geometry found in {ext} file")
+        try:
+            obj = obj.to_geometry()
+        except Exception as e:
+            raise CanocapsInputError(f"{p}: cannot combine the scene's geometries ({_one_line(e)})") from e
+    return obj
+
+
+def _read_trimesh_points(p: Path, ext: str, num_points: int | None, seed: int, as_mesh: bool,
+                         first_n: bool) -> np.ndarray:
+    obj = _load_trimesh(p, ext)
+    faces = getattr(obj, "faces", None)
+    verts = getattr(obj, "vertices", None)
+    if verts is None:
+        raise CanocapsInputError(f"{p}: no vertices found in {ext} file")
+    verts = np.asarray(verts)
+    if as_mesh and faces is not None and len(faces) > 0:
+        return sample_mesh(obj, DEFAULT_MESH_POINTS if num_points is None else num_points, seed=seed, name=str(p))
+    if len(verts) == 0:
+        raise CanocapsInputError(f"{p}: file contains no points")
+    return _subsample(verts, num_points, seed, first_n)
+
+
+def _read_pcd(p: Path) -> np.ndarray:
+    with _quiet_open3d() as o3d:
+        try:
+            pcd = o3d.io.read_point_cloud(str(p), format="pcd")
+        except Exception as e:
+            raise CanocapsInputError(f"{p}: cannot parse as .pcd ({_one_line(e)})") from e
+    pts = np.asarray(pcd.points)
+    if len(pts) == 0:  # Open3D returns an empty cloud instead of failing
+        raise CanocapsInputError(f"{p}: no points could be read (unreadable or empty .pcd)")
+    return pts
+
+
+_SPLIT = re.compile(r"[,\s;]+")
+
+
+def _is_data_line(line: str) -> bool:
+    toks = [t for t in _SPLIT.split(line.strip()) if t]
+    if len(toks) < 3:
+        return False
+    try:
+        [float(t) for t in toks[:3]]
+    except ValueError:
+        return False
+    return True
+
+
+def _read_text(p: Path) -> np.ndarray:
+    try:
+        text = p.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as e:
+        raise CanocapsInputError(f"{p}: not a text file ({_one_line(e)})") from e
+    lines = text.splitlines()
+    start = 0
+    while start < len(lines) and start < _HEADER_SCAN_LINES and not _is_data_line(lines[start]):
+        start += 1
+    if start == len(lines):
+        raise CanocapsInputError(f"{p}: no 'x y z' data lines found")
+    if start == _HEADER_SCAN_LINES:
+        raise CanocapsInputError(f"{p}: no 'x y z' data in the first {_HEADER_SCAN_LINES} lines")
+    body = "\n".join(lines[start:]).replace(",", " ").replace(";", " ")
+    try:
+        arr = np.loadtxt(_stdio.StringIO(body), usecols=(0, 1, 2), comments="#", dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        raise CanocapsInputError(f"{p}: cannot parse as whitespace/comma separated numbers ({_one_line(e)})") from e
+    return arr
+
+
+def _read_numpy(p: Path, ext: str) -> np.ndarray:
+    try:
+        data = np.load(str(p), allow_pickle=False)
+    except Exception as e:
+        raise CanocapsInputError(f"{p}: cannot parse as {ext} ({_one_line(e)})") from e
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            keys = list(data.files)
+            if not keys:
+                raise CanocapsInputError(f"{p}: .npz archive holds no arrays")
+            key = "points" if "points" in keys else "data" if "data" in keys else keys[0]
+            try:
+                arr = data[key]
+            except Exception as e:
+                raise CanocapsInputError(f"{p}: cannot read array {key!r} ({_one_line(e)})") from e
+    else:
+        arr = data
+    if arr.ndim == 2 and arr.shape[1] > 3:
+        arr = arr[:, :3]  # e.g. xyz + normals
+    return arr
+
+
+def read_points(
+    path: str | os.PathLike,
+    num_points: int | None = None,
+    min_points: int = 1,
+    seed: int = 0,
+    *,
+    as_mesh: bool = True,
+    first_n: bool = False,
+) -> np.ndarray:
+    """Read a point cloud or sample a mesh: returns ``(N, 3)`` float32.
+
+    Args:
+        path: file; format from the extension (see module doc, ``READ_EXTENSIONS``).
+        num_points: for meshes, the number of surface samples (default
+            ``DEFAULT_MESH_POINTS`` = 2048). For point clouds with more points, a
+            random subset of this size (seeded by ``seed``, without replacement,
+            original order kept), or the first ``num_points`` if ``first_n``. Clouds
+            with fewer points are returned whole (``min_points`` is the lower bound).
+        min_points: fewer points raise :class:`CanocapsInputError`.
+        seed: seed of mesh sampling and subsetting (same seed, same points).
+        as_mesh: ``False`` reads a mesh file's vertices instead of sampling its surface.
+        first_n: take the first ``num_points`` points instead of a random subset.
+
+    Raises:
+        CanocapsInputError: one line naming the file, for a missing file, a directory,
+            an empty file, an unknown extension, unparsable content (including files
+            Open3D silently reads as empty), NaN/inf, wrong shape, too few points.
+    """
+    if num_points is not None and int(num_points) < 1:
+        raise CanocapsInputError(f"num_points must be >= 1, got {num_points}")
+    p, ext = _check_file(path, READ_EXTENSIONS)
+    if ext in (".ply", ".obj", ".off", ".stl"):
+        pts = _read_trimesh_points(p, ext, num_points, seed, as_mesh, first_n)
+    else:
+        if ext == ".pcd":
+            pts = _read_pcd(p)
+        elif ext in _TEXT_EXTENSIONS:
+            pts = _read_text(p)
+        else:
+            pts = _read_numpy(p, ext)
+        pts = validate_points(pts, min_points=0, name=str(p))
+        pts = _subsample(pts, num_points, seed, first_n)
+    return validate_points(pts, min_points=min_points, name=str(p))
+
+
+def read_mesh(path: str | os.PathLike) -> Any:
+    """Load a triangle mesh (``.obj .off .stl .ply``) as a ``trimesh.Trimesh`` (not processed/merged).
+
+    Raises :class:`CanocapsInputError` if the file is missing/unreadable, has no faces,
+    or its vertices are not finite.
+    """
+    p, ext = _check_file(path, MESH_EXTENSIONS)
+    obj = _load_trimesh(p, ext)
+    faces = getattr(obj, "faces", None)
+    if faces is None or len(faces) == 0:
+        raise CanocapsInputError(f"{p}: not a mesh (no faces)")
+    if not np.isfinite(np.asarray(obj.vertices)).all():
+        raise CanocapsInputError(f"{p}: mesh vertices contain NaN or inf")
+    return obj
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+def _validate_attr(values: Any, n: int, what: str, path: Path) -> np.ndarray:
+    arr = validate_points(values, min_points=0, name=f"{path} {what}")
+    if len(arr) != n:
+        raise CanocapsInputError(f"{path}: {what} has {len(arr)} rows, points has {n}")
+    return arr
+
+
+def write_points(
+    path: str | os.PathLike,
+    points: Any,
+    force: bool = False,
+    normals: Any | None = None,
+    colors: Any | None = None,
+) -> Path:
+    """Write a point cloud ``(N, 3)`` to ``path``; the format follows the extension.
+
+    * ``.ply``: binary little-endian (Open3D), with normals/colors if given.
+    * ``.pcd``: binary (Open3D), with normals/colors if given.
+    * ``.xyz`` / ``.pts`` / ``.txt``: text, one point per line ``x y z [nx ny nz] [r g b]``.
+    * ``.npy``: the ``(N, 3)`` float32 array (no normals/colors: use ``.npz``).
+    * ``.npz``: keys ``points`` and, if given, ``normals``, ``colors``.
+
+    ``colors`` are floats in ``[0, 1]`` (uint8 arrays are divided by 255). Points are
+    stored as float32 (ply/pcd through Open3D store float64). The file is written to a
+    temporary name and moved into place at the end (:func:`canocaps._files.atomic_path`);
+    an existing file raises :class:`~canocaps.errors.OutputExistsError` unless
+    ``force``. Returns the path written.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise CanocapsInputError(f"expected an output file path, got {type(path).__name__}")
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in WRITE_EXTENSIONS:
+        raise CanocapsInputError(f"{p}: cannot write extension {ext or '(none)'!r}; supported: {' '.join(WRITE_EXTENSIONS)}")
+    pts = validate_points(points, min_points=1, name=f"{p} points")
+    nrm = None if normals is None else _validate_attr(normals, len(pts), "normals", p)
+    col = None
+    if colors is not None:
+        raw = np.asarray(colors.detach().cpu() if hasattr(colors, "detach") else colors)
+        col = _validate_attr(raw, len(pts), "colors", p)
+        if raw.dtype == np.uint8:
+            col = col / 255.0
+        if col.min() < 0.0 or col.max() > 1.0:
+            raise CanocapsInputError(f"{p}: colors must be in [0, 1] (or uint8)")
+    if ext == ".npy" and (nrm is not None or col is not None):
+        raise CanocapsInputError(f"{p}: .npy stores points only; use .npz, .ply or .pcd for normals/colors")
+
+    with atomic_path(p, force=force) as tmp:
+        if ext in (".ply", ".pcd"):
+            with _quiet_open3d() as o3d:
+                pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts.astype(np.float64)))
+                if nrm is not None:
+                    pcd.normals = o3d.utility.Vector3dVector(nrm.astype(np.float64))
+                if col is not None:
+                    pcd.colors = o3d.utility.Vector3dVector(col.astype(np.float64))
+                ok = o3d.io.write_point_cloud(str(tmp), pcd, write_ascii=False, compressed=False)
+            if not ok:
+                raise CanocapsInputError(f"{p}: Open3D could not write the file")
+        elif ext in _TEXT_EXTENSIONS:
+            cols = [pts] + [a for a in (nrm, col) if a is not None]
+            np.savetxt(tmp, np.concatenate(cols, axis=1), fmt="%.9g")
+        elif ext == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, pts)
+        else:  # .npz
+            arrays = {"points": pts}
+            if nrm is not None:
+                arrays["normals"] = nrm
+            if col is not None:
+                arrays["colors"] = col.astype(np.float32)
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    return p
