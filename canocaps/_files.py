@@ -15,6 +15,15 @@ from typing import Iterator
 from canocaps.errors import OutputExistsError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()  # what open() would give a new file
+
+
 def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     """Return ``path`` as a Path; raise :class:`OutputExistsError` if it exists and not ``force``.
 
@@ -46,6 +55,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str | None
         yield tmp
         if not force and out.exists():  # appeared while we were writing
             raise OutputExistsError(f"{out} exists (use --force / force=True to overwrite)")
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files
         os.replace(tmp, out)
     finally:
         if tmp.exists():

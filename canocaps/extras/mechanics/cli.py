@@ -1,0 +1,168 @@
+"""``canocaps extras mechanics {detect,run} ...`` (also ``python -m canocaps.extras.mechanics``).
+
+- ``detect --model mlp_bn`` prints the symmetry groups found (``--json PATH`` or ``--json -``).
+- ``run --model mlp --out DIR [--lr ... --momentum ... --weight-decay ...]`` trains on the
+  digits through the shared Trainer and writes ``DIR/mechanics.json`` and ``DIR/mechanics.png``.
+- ``plot DIR/mechanics.json -o FILE.png`` re-draws the plots without training.
+
+Errors caused by the input give one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from canocaps.errors import CanocapsError
+
+__all__ = ["main", "build_parser"]
+
+
+def _milestones(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr-milestones wants comma-separated epochs, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from canocaps.extras.mechanics.models import MODEL_KINDS
+
+    p = argparse.ArgumentParser(prog="canocaps extras mechanics",
+                                description="Neural Mechanics: symmetries, conservation laws and their dynamics.")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("detect", help="find the symmetry groups of a model")
+    d.add_argument("--model", choices=MODEL_KINDS, default="mlp")
+    d.add_argument("--hidden", type=int, default=None, help="MLP width / conv channels")
+    d.add_argument("--module", metavar="PKG.MOD:NAME",
+                   help="any model instead of --model: an nn.Module class/factory called without arguments")
+    d.add_argument("--input-shape", metavar="B,...", help="example input shape for --module, e.g. 2,1024,3")
+    d.add_argument("--output-softmax", action="store_true",
+                   help="--module returns logits that the loss feeds to a softmax over the last axis")
+    d.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
+    d.add_argument("--force", action="store_true", help="overwrite --json PATH")
+    r = sub.add_parser("run", help="train on the 8x8 digits and measure the conserved quantities")
+    r.add_argument("--model", choices=MODEL_KINDS, default="mlp")
+    r.add_argument("--out", required=True, help="output folder (mechanics.json, mechanics.png, train/)")
+    r.add_argument("--steps", type=int, default=200)
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--lr", type=float, default=0.1)
+    r.add_argument("--momentum", type=float, default=0.0)
+    r.add_argument("--dampening", type=float, default=0.0)
+    r.add_argument("--nesterov", action="store_true")
+    r.add_argument("--weight-decay", type=float, default=0.0)
+    r.add_argument("--lr-milestones", type=_milestones, default=[], help="epochs, e.g. 3,6")
+    r.add_argument("--lr-gamma", type=float, default=0.1)
+    r.add_argument("--hidden", type=int, default=None)
+    r.add_argument("--bn-eps", type=float, default=1e-5)
+    r.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    r.add_argument("--resume", action="store_true", help="continue from OUT/train/last.pt")
+    r.add_argument("--no-progress", action="store_true")
+    pl = sub.add_parser("plot", help="re-draw the plots of a run from its mechanics.json")
+    pl.add_argument("json_path", metavar="JSON")
+    pl.add_argument("-o", "--output", required=True, help="PNG path")
+    pl.add_argument("--force", action="store_true")
+    return p
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from canocaps.errors import CanocapsInputError
+    from canocaps.extras.mechanics.plots import plot_experiment
+
+    path = Path(args.json_path)
+    try:
+        payload = json.loads(path.read_text())
+        payload["series"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CanocapsInputError(f"{path}: not a readable mechanics.json") from None
+    plot_experiment(payload, args.output, force=args.force)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _user_model(spec: str, shape_text: str | None) -> "tuple[torch.nn.Module, torch.Tensor]":
+    """Import ``pkg.mod:Name``, call it without arguments; a zero input of ``shape_text``."""
+    import importlib
+
+    import torch
+
+    from canocaps.errors import CanocapsInputError
+
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise CanocapsInputError(f"--module wants PKG.MOD:NAME, got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise CanocapsInputError(f"--module {spec}: cannot import ({exc})") from None
+    net = factory() if not isinstance(factory, torch.nn.Module) else factory
+    if not isinstance(net, torch.nn.Module):
+        raise CanocapsInputError(f"--module {spec} did not give a torch.nn.Module")
+    if not shape_text:
+        raise CanocapsInputError("--module needs --input-shape (e.g. 2,1024,3)")
+    try:
+        shape = tuple(int(v) for v in shape_text.split(","))
+    except ValueError:
+        raise CanocapsInputError(f"--input-shape wants comma-separated integers, got {shape_text!r}") from None
+    if not shape or min(shape) < 1:
+        raise CanocapsInputError(f"--input-shape must be positive sizes, got {shape_text!r}")
+    dtype = next((p.dtype for p in net.parameters()), torch.float32)
+    return net, torch.zeros(shape, dtype=dtype)
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from canocaps._files import atomic_write_text
+    from canocaps.extras.mechanics.models import build_model, example_input
+    from canocaps.extras.mechanics.symmetry import detect_symmetries
+
+    if args.module:
+        net, example = _user_model(args.module, args.input_shape)
+        report = detect_symmetries(net, example, output_softmax=args.output_softmax)
+    else:
+        report = detect_symmetries(build_model(args.model, args.hidden), example_input(args.model),
+                                   output_softmax=True)
+    if args.json == "-":
+        print(report.to_json())
+        return 0
+    print(report.format())
+    if args.json:
+        atomic_write_text(args.json, report.to_json() + "\n", force=args.force)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps.extras.mechanics.experiments import ExperimentConfig, run_experiment
+
+    cfg = ExperimentConfig(model=args.model, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                           momentum=args.momentum, dampening=args.dampening, nesterov=args.nesterov,
+                           weight_decay=args.weight_decay, lr_milestones=args.lr_milestones,
+                           lr_gamma=args.lr_gamma, hidden=args.hidden, bn_eps=args.bn_eps, dtype=args.dtype,
+                           seed=args.seed)
+    payload = run_experiment(cfg, args.out, force=args.force, resume=args.resume, progress=not args.no_progress)
+    print(f"{payload['title']}: {payload['steps']} steps; max relative error over steps and groups "
+          f"(|measured - predicted| / magnitude)")
+    cols = ("sgd_step", "discrete", "gradient_flow", "modified")
+    print(f"  {'group':<28} {'regime':<8} " + " ".join(f"{c:>13}" for c in cols) + f" {'violation':>10}")
+    for name, s in payload["summary"].items():
+        errs = [s["rel_error"].get(c) for c in cols]
+        cells = " ".join(f"{e['max']:13.3e}" if e else f"{'-':>13}" for e in errs)
+        v = s["symmetry_violation_max"]
+        print(f"  {name:<28} {str(s['regime']):<8} {cells} {v if v is None else format(v, '10.2e')}")
+    print(f"wrote {args.out}/mechanics.json and {args.out}/mechanics.png")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 on bad input, one line on stderr)."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return {"detect": _detect, "run": _run, "plot": _plot}[args.command](args)
+    except CanocapsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
