@@ -106,14 +106,3 @@ def test_training_curves_from_trainer_run(tmp_path):
     with pytest.raises(CanocapsInputError, match="metrics.csv"):
         viz.plot_training_curves(tmp_path / "nothing", tmp_path / "x.png")
 
-
-def test_atomic_outputs_get_normal_file_permissions(tmp_path):
-    import os
-    import stat
-
-    from canocaps._files import atomic_write_text
-
-    out = atomic_write_text(tmp_path / "x.txt", "hi")
-    mask = os.umask(0)
-    os.umask(mask)
-    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
