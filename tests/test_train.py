@@ -275,3 +275,26 @@ def test_amp_on_cuda_trains():
     result = Trainer(config(epochs=10, amp=True, device="cuda")).fit(LinearRegression(), data, data)
     val = [row["val/loss"] for row in result.history if "val/loss" in row]
     assert val[-1] < 0.1 * val[0]
+
+
+class Counter(Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, trainer, module, outputs):
+        self.steps += 1
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+
+
+def test_callback_state_survives_resume_with_other_builtin_callbacks(tmp_path):
+    data = regression_data()
+    first = Counter()
+    Trainer(config(max_steps=5, progress=False), callbacks=[first], out_dir=tmp_path).fit(LinearRegression(), data)
+    second = Counter()  # progress bar now on: the callback list differs, states must still match by class
+    Trainer(config(progress=True), callbacks=[second], out_dir=tmp_path).fit(LinearRegression(), data, resume=True)
+    assert first.steps == 5 and second.steps == 3 * 8

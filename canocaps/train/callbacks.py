@@ -64,11 +64,25 @@ class CallbackList:
         return call
 
     def state_dicts(self) -> list[dict[str, Any]]:
-        return [cb.state_dict() for cb in self.callbacks]
+        """Each callback's state, tagged with its class name (and occurrence)."""
+        return [{"name": name, "state": cb.state_dict()} for name, cb in self._named()]
 
     def load_state_dicts(self, states: list[dict[str, Any]]) -> None:
-        for cb, state in zip(self.callbacks, states):
-            cb.load_state_dict(state)
+        """Give each saved state back to the callback of the same class (and occurrence),
+        so adding or removing a callback (e.g. the progress bar) between runs is safe."""
+        by_name = {s["name"]: s["state"] for s in states if isinstance(s, dict) and "name" in s}
+        for name, cb in self._named():
+            if name in by_name:
+                cb.load_state_dict(by_name[name])
+
+    def _named(self) -> list[tuple[str, Callback]]:
+        seen: dict[str, int] = {}
+        out = []
+        for cb in self.callbacks:
+            base = type(cb).__qualname__
+            seen[base] = seen.get(base, 0) + 1
+            out.append((f"{base}#{seen[base]}", cb))
+        return out
 
 
 class CSVLogger(Callback):

@@ -1,0 +1,152 @@
+"""``canocaps extras dni {lstsq,deeplinear,representations,classify} --out DIR ...``
+
+Each sub-command runs one experiment (see :mod:`canocaps.extras.dni.experiments`), prints
+a Markdown table, and writes ``DIR/<experiment>.json`` and ``DIR/<experiment>.png``
+(atomically; an existing file is only replaced with ``--force``). Individual training
+runs live in ``DIR/runs/...`` and resume when the same command is run again.
+Errors print one line on stderr and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from canocaps.errors import CanocapsError, OutputExistsError
+
+__all__ = ["main", "build_parser"]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _strs(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="canocaps extras dni",
+                                description="Synthetic gradients / decoupled neural interfaces (Czarnecki et al. 2017).")
+    sub = p.add_subparsers(dest="experiment", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--out", required=True, type=Path, help="output folder (JSON, PNG, resumable runs)")
+        sp.add_argument("--force", action="store_true", help="overwrite existing outputs and restart runs")
+        sp.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu: the models are tiny)")
+        sp.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
+        sp.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG")
+
+    sp = sub.add_parser("lstsq", help="claim 1: linear regression + linear cDNI reaches least squares")
+    sp.add_argument("--n", type=int, default=256)
+    sp.add_argument("--d", type=int, default=10)
+    sp.add_argument("--k", type=int, default=3)
+    sp.add_argument("--noise", type=float, default=0.5)
+    sp.add_argument("--steps", type=int, default=3000)
+    sp.add_argument("--lr", type=float, default=0.01)
+    sp.add_argument("--modes", type=_strs, default=["backprop", "cdni", "dni"])
+    sp.add_argument("--seed", type=int, default=0)
+    common(sp)
+
+    sp = sub.add_parser("deeplinear", help="claim 2: deep linear net + linear SG reaches the global optimum")
+    sp.add_argument("--n", type=int, default=256)
+    sp.add_argument("--d", type=int, default=8)
+    sp.add_argument("--hidden", type=int, default=8)
+    sp.add_argument("--k", type=int, default=4)
+    sp.add_argument("--depth", type=int, default=2)
+    sp.add_argument("--steps", type=int, default=4000)
+    sp.add_argument("--lr", type=float, default=0.1)
+    sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni"])
+    sp.add_argument("--target", choices=["true", "bootstrap"], default="true")
+    sp.add_argument("--seed", type=int, default=0)
+    common(sp)
+
+    for name, help_ in (("representations", "claim 3: linear SG + log-loss learns other representations (CKA)"),
+                        ("classify", "claim 4: accuracy of backprop / DNI / cDNI / DFA / FA")):
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--data", choices=["digits", "mnist"], default="digits")
+        sp.add_argument("--mnist-dir", default=None, help="folder with the four MNIST IDX files (no download)")
+        sp.add_argument("--epochs", type=int, default=30)
+        sp.add_argument("--batch-size", type=int, default=64)
+        sp.add_argument("--lr", type=float, default=1e-3)
+        sp.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+        sp.add_argument("--target", choices=["true", "bootstrap"], default="true")
+        if name == "representations":
+            sp.add_argument("--hidden", type=_ints, default=[64, 64, 64])
+            sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="linear")
+            sp.add_argument("--sg-mode", choices=["dni", "cdni", "dfa", "fa"], default="dni")
+            sp.add_argument("--sg", choices=["linear", "mlp"], default="linear")
+            sp.add_argument("--seeds", type=_ints, default=[0, 1])
+        else:
+            sp.add_argument("--arch", choices=["mlp", "cnn"], default="mlp")
+            sp.add_argument("--hidden", type=_ints, default=[256, 256])
+            sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="relu")
+            sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni", "dfa", "fa"])
+            sp.add_argument("--sg", choices=["linear", "mlp"], default="mlp")
+            sp.add_argument("--sg-hidden", type=int, default=256)
+            sp.add_argument("--sg-hidden-layers", type=int, default=1)
+            sp.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+        common(sp)
+    return p
+
+
+def _config(cls, args: argparse.Namespace):
+    values = vars(args)
+    return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the experiment named by ``args.experiment``; write JSON (+ PNG); return the result."""
+    from canocaps.extras.dni import experiments as ex
+    from canocaps.extras.dni.report import format_table, json_safe
+    from canocaps._files import atomic_write_text
+
+    exp = args.experiment
+    out: Path = args.out
+    json_path, png_path = out / f"{exp}.json", out / f"{exp}.png"
+    for path in (json_path, png_path) if args.plot else (json_path,):
+        if path.exists() and not args.force:
+            raise OutputExistsError(f"{path} exists (use --force to overwrite)")
+    cls, fn = {"lstsq": (ex.LstsqConfig, ex.run_lstsq), "deeplinear": (ex.DeepLinearConfig, ex.run_deeplinear),
+               "representations": (ex.RepresentationsConfig, ex.run_representations),
+               "classify": (ex.ClassifyConfig, ex.run_classify)}[exp]
+    result = fn(_config(cls, args), out_dir=out, force=args.force, progress=args.progress)
+    if argv is not None:
+        result["command"] = "canocaps extras dni " + " ".join(argv)
+    atomic_write_text(json_path, json.dumps(json_safe(result), indent=1), force=args.force)
+    if args.plot:
+        from canocaps.extras.dni.plots import plot_result
+
+        plot_result(result, png_path, force=args.force)
+    print(format_table(result))
+    print(f"wrote {json_path}" + (f" and {png_path}" if args.plot else ""), file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (0 ok, 2 bad input / existing output,
+    1 I/O failure, 130 interrupted — the runs resume when the command is repeated)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed its one-line usage error
+        return int(e.code or 0) if e.code in (0, None) else 2
+    try:
+        run(args, argv)
+    except CanocapsError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
