@@ -1,0 +1,275 @@
+"""The pipeline behind the CLI: simulate -> label -> train -> sample -> eval.
+
+Every step is a function here (the CLI only parses arguments). Training goes through
+:class:`canocaps.train.Trainer` and nothing else: one optimizer built once, model
+selection on the *validation* split (``monitor="val/loss"``, the negative ELBO per
+sequence), ``best.pt`` / ``last.pt`` in the run folder, ``resume=True`` continues.
+
+A run folder holds ``run.json`` (model name, hyper-parameters, data folder, macro LF),
+the trainer's files, and what ``sample`` / ``eval`` write.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from canocaps._files import atomic_write_text
+from canocaps.errors import CanocapsInputError
+from canocaps.extras.trajectories import basketball, datasets
+from canocaps.extras.trajectories.boids import BoidsConfig, simulate
+from canocaps.extras.trajectories.labeling import get_labeling_function
+from canocaps.extras.trajectories.metrics import FriendlinessClassifier, evaluate_bound, rollout_stats
+from canocaps.extras.trajectories.models import TrajectoryModel, build_model
+
+CHUNK = 256
+
+
+def _tqdm(total: int, desc: str, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not progress, leave=False)
+
+
+def simulate_dataset(out_dir: str | Path, n_train: int = 4096, n_val: int = 512, n_test: int = 512, seed: int = 0,
+                     config: BoidsConfig | None = None, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Write a boids data folder (``meta.json``, ``train/val/test.npz``).
+
+    Sequences are simulated in chunks of 256, chunk k of split s seeded with
+    ``SeedSequence([seed, s, k])``: the output does not depend on chunking or resuming.
+    Resumable: without ``force``, splits already present with the same ``meta.json`` are kept.
+    """
+    cfg = config or BoidsConfig()
+    out = Path(out_dir)
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    if min(sizes.values()) < 1:
+        raise CanocapsInputError(f"split sizes must be >= 1, got {sizes}")
+    meta = {"dataset": "boids", "n_agents": cfg.n_agents, "seq_len": cfg.seq_len, "units": "simulator units",
+            "seed": seed, "sizes": sizes, "simulator": cfg.to_dict()}
+    meta_file = out / "meta.json"
+    resume = False
+    if meta_file.exists() and not force:
+        old = json.loads(meta_file.read_text())
+        if old != meta:
+            raise CanocapsInputError(f"{out} holds a different data set (use --force to overwrite)")
+        resume = True
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s_idx, (split, n) in enumerate(sizes.items()):
+        path = datasets.split_path(out, split)
+        if resume and path.exists():
+            continue
+        chunks, labels = [], []
+        with _tqdm(n, f"simulate {split}", progress) as bar:
+            for k, start in enumerate(range(0, n, CHUNK)):
+                m = min(CHUNK, n - start)
+                x, lab = simulate(m, seed=np.random.SeedSequence([seed, s_idx, k]), config=cfg)
+                chunks.append(x)
+                labels.append(lab)
+                bar.update(m)
+        datasets.write_npz(path, force=True if resume else force, data=np.concatenate(chunks),
+                           label=np.concatenate(labels))
+        written.append(str(path))
+    if not resume:
+        datasets.write_meta(out, meta, force=force)
+    return {"data_dir": str(out), "written": written, **meta}
+
+
+def prepare_basketball(train_file: str | Path, test_file: str | Path, out_dir: str | Path,
+                       group: str = "offense", val_fraction: float = 0.1, seed: int = 0,
+                       force: bool = False) -> dict[str, Any]:
+    """Convert the authors' ``bball_train.npz`` / ``bball_test.npz`` into a data folder.
+
+    The validation split is a random ``val_fraction`` of the training file (the authors
+    had none and selected on the test set). ``group`` picks the agents (default the five
+    offensive players, as the paper).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise CanocapsInputError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    train = basketball.select(basketball.load_basketball(train_file), group)
+    test = basketball.select(basketball.load_basketball(test_file), group)
+    perm = np.random.default_rng(seed).permutation(len(train))
+    n_val = max(1, int(round(val_fraction * len(train))))
+    if n_val >= len(train):
+        raise CanocapsInputError(f"{train_file}: too few sequences for a validation split")
+    out = Path(out_dir)
+    splits = {"train": train[np.sort(perm[n_val:])], "val": train[np.sort(perm[:n_val])], "test": test}
+    for split, arr in splits.items():
+        datasets.write_npz(datasets.split_path(out, split), force=force, data=arr)
+    meta = {"dataset": "basketball", "n_agents": train.shape[-1] // 2, "seq_len": train.shape[1], "units": "feet",
+            "group": group, "seed": seed, "sizes": {k: len(v) for k, v in splits.items()},
+            "normalisation": "(v - 25) / [94, 50] per (x, y)"}
+    datasets.write_meta(out, meta, force=force)
+    return {"data_dir": str(out), **meta}
+
+
+def _default_lf_params(meta: dict[str, Any], lf: str, params: dict[str, Any]) -> dict[str, Any]:
+    if lf in ("window", "stationary") and "arena" not in params:
+        return {**params, "arena": meta["dataset"]}
+    return params
+
+
+def label_dataset(data_dir: str | Path, lf: str, params: dict[str, Any] | None = None, name: str | None = None,
+                  force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Apply labeling function ``lf`` to every split; writes ``{split}_macro_{name}.npz`` (name defaults to lf)."""
+    meta = datasets.read_meta(data_dir)
+    params = _default_lf_params(meta, lf, dict(params or {}))
+    fn = get_labeling_function(lf, **params)
+    name = name or lf
+    report: dict[str, Any] = {"lf": lf, "name": name, "params": params, "num_classes": fn.num_classes, "splits": {}}
+    for split in datasets.SPLITS:
+        data, labels = datasets.read_split(data_dir, split)
+        with _tqdm(len(data), f"label {split}", progress) as bar:
+            parts = []
+            for start in range(0, len(data), 4096):
+                parts.append(fn(data[start:start + 4096]))
+                bar.update(len(parts[-1]))
+        macro = np.concatenate(parts)
+        datasets.write_npz(datasets.macro_path(data_dir, split, name), force=force, macro=macro,
+                           num_classes=np.int64(fn.num_classes))
+        info: dict[str, Any] = {"classes_used": int(len(np.unique(macro))),
+                                "changes_per_agent": float((np.diff(macro, axis=1) != 0).sum(1).mean())}
+        if lf == "flock" and labels is not None:
+            info["agreement_with_simulator_label"] = float((macro[:, 0, 0] == labels).mean())
+        report["splits"][split] = info
+    return report
+
+
+def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size: str = "small") -> dict[str, Any]:
+    """Model sizes: ``small`` (the README table; minutes on one CPU core) or ``paper``."""
+    width = {"small": 32, "paper": 200}[size]
+    h_dim = {"small": 32, "paper": 64}[size]
+    hp: dict[str, Any] = {"n_agents": meta["n_agents"]}
+    if model == "rnn_gauss":
+        hp.update(rnn_dim=width, h_dim=h_dim)
+    elif model == "vrnn_single":
+        hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 8, "paper": 16}[size])
+    elif model == "vrnn_indep":
+        hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size])
+    elif model == "macro_vrnn":
+        hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], macro_rnn_dim=width,
+                  n_macro=n_macro)
+    return hp
+
+
+def train_model(data_dir: str | Path, run_dir: str | Path, model: str, train_config: Any,
+                macro_lf: str | None = None, hparams: dict[str, Any] | None = None, size: str = "small",
+                limit: int | None = None, resume: bool = False, force: bool = False) -> dict[str, Any]:
+    """Train one model through :class:`canocaps.train.Trainer`; returns the fit summary."""
+    from canocaps.train import Trainer
+
+    meta = datasets.read_meta(data_dir)
+    if model == "macro_vrnn" and not macro_lf:
+        raise CanocapsInputError("macro_vrnn needs --macro LF (the labels written by 'label')")
+    if model != "macro_vrnn":
+        macro_lf = None
+    train, n_macro = datasets.load_dataset(data_dir, "train", macro_lf, limit)
+    val, _ = datasets.load_dataset(data_dir, "val", macro_lf, limit)
+    hp = default_hparams(model, meta, n_macro, size)
+    hp.update(hparams or {})
+    run = Path(run_dir)
+    run_file = run / "run.json"
+    record = {"model": model, "hparams": hp, "data_dir": str(Path(data_dir).resolve()), "macro_lf": macro_lf,
+              "dataset": meta["dataset"], "limit": limit}
+    if run_file.exists() and not (force or resume):
+        raise CanocapsInputError(f"{run} already holds a run (use --resume to continue or --force to restart)")
+    if resume and run_file.exists():
+        old = json.loads(run_file.read_text())
+        if {k: old.get(k) for k in ("model", "hparams", "macro_lf")} != {k: record[k] for k in ("model", "hparams", "macro_lf")}:
+            raise CanocapsInputError(f"{run_file}: --resume with a different model or hyper-parameters")
+    if force and not resume:
+        for name in ("last.pt", "best.pt", "metrics.csv"):
+            (run / name).unlink(missing_ok=True)
+    torch.manual_seed(train_config.seed)
+    net = build_model(model, **hp)
+    atomic_write_text(run_file, json.dumps(record, indent=2) + "\n", force=True)
+    trainer = Trainer(train_config, out_dir=run)
+    result = trainer.fit(net, train, val, resume=resume and (run / "last.pt").exists())
+    summary = {"model": model, "run_dir": str(run), "global_step": result.global_step,
+               "epochs": result.epochs_completed, "best_val_loss": result.best_score,
+               "n_params": sum(p.numel() for p in net.parameters()),
+               "best": str(result.best_path) if result.best_path else None}
+    return summary
+
+
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[TrajectoryModel, dict[str, Any]]:
+    """Rebuild a trained model from ``run.json`` and ``best.pt`` (or ``last.pt``)."""
+    from canocaps.errors import CanocapsWeightsError
+    from canocaps.train import load_checkpoint
+
+    run = Path(run_dir)
+    if not (run / "run.json").is_file():
+        raise CanocapsInputError(f"{run}: not a trajectory run (no run.json)")
+    record = json.loads((run / "run.json").read_text())
+    net = build_model(record["model"], **record["hparams"])
+    ckpt = run / f"{which}.pt"
+    if not ckpt.is_file():
+        raise CanocapsWeightsError(f"{ckpt}: no such checkpoint (train first)")
+    load_checkpoint(ckpt, net)
+    net.eval()
+    return net, record
+
+
+def generate(net: TrajectoryModel, record: dict[str, Any], split: str = "test", n: int = 16, burn_in: int = 1,
+             fix_macro: int | None = None, teacher_macro: bool = False, seed: int = 0,
+             batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Roll out ``n`` sequences from the first ``burn_in`` frames of the first ``n`` sequences
+    of ``split``. Returns raw-unit ``x (n, T, 2A)``, ``truth`` (the real sequences),
+    ``label`` (their labels, -1 if none) and, for the macro model, ``macro (n, T, A)``."""
+    data_dir = record["data_dir"]
+    meta = datasets.read_meta(data_dir)
+    ds, _ = datasets.load_dataset(data_dir, split, record.get("macro_lf"), limit=n)
+    T = ds.x.shape[1]
+    if not 1 <= burn_in <= T:
+        raise CanocapsInputError(f"burn_in must be in [1, {T}], got {burn_in}")
+    gen = torch.Generator().manual_seed(seed)
+    xs, ms = [], []
+    for start in range(0, len(ds), batch_size):
+        prefix = ds.x[start:start + batch_size, :burn_in]
+        macro = None
+        if teacher_macro and ds.macro is not None:
+            macro = ds.macro[start:start + batch_size, :max(burn_in - 1, 0)]
+        out = net.sample(prefix, T, macro=macro, fix_macro=fix_macro, generator=gen)
+        xs.append(out["x"].numpy())
+        if "macro" in out:
+            ms.append(out["macro"].numpy())
+    res = {"x": datasets.unnormalize(meta, np.concatenate(xs)), "truth": datasets.unnormalize(meta, ds.x.numpy()),
+           "label": ds.labels.numpy(), "burn_in": np.int64(burn_in),
+           "arena": np.array(meta["dataset"])}
+    if ms:
+        res["macro"] = np.concatenate(ms)
+    return res
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", n_rollouts: int = 256, burn_in: int = 1, seed: int = 0,
+                 progress: bool = True) -> dict[str, Any]:
+    """Test bound (nats per sequence) + rollout statistics (+ boids friendliness)."""
+    net, record = load_run(run_dir)
+    data_dir = record["data_dir"]
+    meta = datasets.read_meta(data_dir)
+    ds, _ = datasets.load_dataset(data_dir, split, record.get("macro_lf"))
+    report: dict[str, Any] = {"model": record["model"], "split": split, "run_dir": str(run_dir),
+                              "bound": evaluate_bound(net, ds, seed=seed, progress=progress)}
+    report["bound"]["per_step"] = report["bound"]["loss"] / (ds.x.shape[1] - 1)
+    gen = generate(net, record, split, n=n_rollouts, burn_in=burn_in, seed=seed)
+    arena = meta["dataset"]
+    report["rollouts"] = {"burn_in": burn_in, "generated": rollout_stats(gen["x"], arena),
+                          "ground_truth": rollout_stats(gen["truth"], arena)}
+    if meta["dataset"] == "boids":
+        train_x, train_y = datasets.read_split(data_dir, "train")
+        clf = FriendlinessClassifier.fit(train_x, train_y)
+        fr: dict[str, Any] = {
+            "classifier_accuracy_on_real": float((clf.predict(gen["truth"]) == gen["label"]).mean()),
+            "generated_friendly_fraction": float(clf.predict(gen["x"]).mean()),
+            "real_friendly_fraction": float(gen["label"].mean()),
+            "generated_matches_source_label": float((clf.predict(gen["x"]) == gen["label"]).mean()),
+        }
+        if record["model"] == "macro_vrnn" and record.get("macro_lf") == "flock":
+            for want, name in ((1, "friendly"), (0, "unfriendly")):
+                g = generate(net, record, split, n=n_rollouts, burn_in=burn_in, fix_macro=want, seed=seed + 1 + want)
+                fr[f"conditioned_{name}_classified_as_intended"] = float((clf.predict(g["x"]) == want).mean())
+        report["friendliness"] = fr
+    return report

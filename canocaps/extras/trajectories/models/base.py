@@ -1,0 +1,98 @@
+"""What every trajectory model shares: the trainer protocol and the sampling signature.
+
+Batches (see :mod:`canocaps.extras.trajectories.datasets`) are dicts with
+``"x"`` ``(B, T, 2A)`` float positions (normalised units), optionally ``"macro"``
+``(B, T, A)`` int64 macro-intents and ``"label"`` ``(B,)``.
+
+**What the loss is.** Every model scores the same quantity, the sequence given its
+first frame: ``-log p(x_1..x_{T-1} | x_0)`` (an upper bound, i.e. the negative ELBO,
+for the latent-variable models), summed over frames, agents and coordinates, averaged
+over the sequences of the batch: nats *per sequence*. ``training_step`` returns it
+as ``"loss"``; ``validation_step`` returns the same ``"loss"`` and ``"elbo" = -loss``,
+so the trainer's ``monitor="val/loss"`` selects the best model on the validation split.
+(The authors' RNN-Gauss also scores x_0 and the VRNNs do not; conditioning everybody
+on x_0 keeps the numbers comparable. The boids start layout is fixed, so scoring x_0
+would only reward a collapsing variance.)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from canocaps.errors import CanocapsInputError
+
+
+class TrajectoryModel(nn.Module):
+    """Base class: subclasses implement :meth:`loss_terms` and :meth:`sample`."""
+
+    name: str = "base"
+    uses_macro: bool = False
+
+    def __init__(self, n_agents: int, x_dim: int = 2) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.x_dim = x_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self.n_agents * self.x_dim
+
+    # --- to implement ------------------------------------------------------------------
+    def loss_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
+        """Per-sequence terms, each ``(B,)`` in nats; must contain ``"loss"``."""
+        raise NotImplementedError
+
+    def sample(self, prefix: Tensor, seq_len: int, macro: Tensor | None = None,
+               fix_macro: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Roll out ``seq_len`` frames given the first ``prefix.shape[1]`` (>= 1) true frames.
+
+        Returns ``{"x": (B, seq_len, 2A)}`` (the prefix copied in), plus ``"macro"``
+        ``(B, seq_len, A)`` for models with macro-intents.
+        """
+        raise NotImplementedError
+
+    # --- trainer protocol ----------------------------------------------------------------
+    def _unpack(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        if isinstance(batch, dict):
+            x, macro = batch["x"], batch.get("macro")
+        else:
+            x, macro = batch, None
+        self.check_input(x, macro)
+        return x, macro
+
+    def check_input(self, x: Tensor, macro: Tensor | None = None) -> None:
+        if x.ndim != 3 or x.shape[-1] != self.state_dim or x.shape[1] < 2:
+            raise CanocapsInputError(f"trajectories must be (B, T>=2, {self.state_dim}), got {tuple(x.shape)}")
+        if self.uses_macro:
+            if macro is None:
+                raise CanocapsInputError(f"{self.name} needs macro-intents (run the 'label' step)")
+            if macro.shape != (*x.shape[:2], self.n_agents):
+                raise CanocapsInputError(f"macro-intents must be {(*x.shape[:2], self.n_agents)}, got {tuple(macro.shape)}")
+
+    def _reduce(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.mean() for k, v in terms.items()}
+
+    def training_step(self, batch: Any, step: int) -> dict[str, Tensor]:
+        x, macro = self._unpack(batch)
+        return self._reduce(self.loss_terms(x, macro))
+
+    def validation_step(self, batch: Any) -> dict[str, Tensor]:
+        x, macro = self._unpack(batch)
+        with torch.no_grad():
+            out = self._reduce(self.loss_terms(x, macro))
+        out["elbo"] = -out["loss"]
+        return out
+
+    def hparams(self) -> dict[str, Any]:
+        """Constructor arguments (saved beside checkpoints to rebuild the model)."""
+        return dict(self._hparams)
+
+
+def check_prefix(prefix: Tensor, state_dim: int, seq_len: int) -> None:
+    """Raise :class:`CanocapsInputError` unless ``prefix`` is ``(B, P, state_dim)`` with ``1 <= P <= seq_len``."""
+    if prefix.ndim != 3 or prefix.shape[-1] != state_dim or prefix.shape[1] < 1:
+        raise CanocapsInputError(f"prefix must be (B, P>=1, {state_dim}), got {tuple(prefix.shape)}")
+    if seq_len < prefix.shape[1]:
+        raise CanocapsInputError(f"seq_len ({seq_len}) is shorter than the prefix ({prefix.shape[1]} frames)")

@@ -1,0 +1,119 @@
+"""Gaussian helpers and agent-grouped layers shared by the trajectory models.
+
+Conventions: diagonal Gaussians parameterised by ``(mean, std)`` with ``std > 0``;
+the helpers return *elementwise* values (nats) so callers choose what to sum.
+"Grouped" layers hold ``G`` independent weight sets and map ``(B, G, in) -> (B, G, out)``;
+``G = 1`` shares one weight set across whatever group axis the input has.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_nll(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """Elementwise negative log density of ``x`` under N(mean, std^2), in nats."""
+    return 0.5 * (((x - mean) / std) ** 2 + LOG_2PI) + torch.log(std)
+
+
+def gaussian_nll_reference(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """The same through ``torch.distributions`` (reference for tests)."""
+    return -torch.distributions.Normal(mean, std).log_prob(x)
+
+
+def gaussian_kl(mean_q: Tensor, std_q: Tensor, mean_p: Tensor, std_p: Tensor) -> Tensor:
+    """Elementwise KL( N(mean_q, std_q^2) || N(mean_p, std_p^2) ), in nats."""
+    var_ratio = (std_q / std_p) ** 2
+    return 0.5 * (var_ratio + ((mean_q - mean_p) / std_p) ** 2 - 1.0 - torch.log(var_ratio))
+
+
+def sample_gaussian(mean: Tensor, std: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Reparameterised sample ``mean + std * eps``; ``generator`` makes it reproducible."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return mean + std * eps
+
+
+def positive_std(raw: Tensor, min_std: float) -> Tensor:
+    """Softplus standard deviation with a floor (keeps NLLs finite on near-deterministic data)."""
+    return F.softplus(raw) + min_std
+
+
+class GroupLinear(nn.Module):
+    """``G`` independent affine maps: ``(B, G', in) -> (B, G', out)`` with ``G' = G`` or ``G = 1`` (shared)."""
+
+    def __init__(self, groups: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.groups, self.in_features, self.out_features = groups, in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(groups, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(groups, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.groups == 1:  # shared: one plain matmul over every leading axis
+            return x @ self.weight[0] + self.bias[0]
+        # (B, G, in) -> (G, B, in) @ (G, in, out): one bmm with G batches
+        y = torch.baddbmm(self.bias[:, None, :], x.transpose(0, 1), self.weight)
+        return y.transpose(0, 1)
+
+    def forward_reference(self, x: Tensor) -> Tensor:
+        """Per-group loop (reference for tests)."""
+        outs = [x[:, g] @ self.weight[g if self.groups > 1 else 0] + self.bias[g if self.groups > 1 else 0]
+                for g in range(x.shape[1])]
+        return torch.stack(outs, 1)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}, in={self.in_features}, out={self.out_features}"
+
+
+class GroupMLP(nn.Module):
+    """Two grouped ReLU layers (the VRNN feature extractors of the paper's code)."""
+
+    def __init__(self, groups: int, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.l1 = GroupLinear(groups, in_features, hidden)
+        self.l2 = GroupLinear(groups, hidden, hidden)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.l2(F.relu(self.l1(x))))
+
+
+class GaussianHead(nn.Module):
+    """Grouped MLP -> (mean, std) of a diagonal Gaussian."""
+
+    def __init__(self, groups: int, in_features: int, hidden: int, out_features: int, min_std: float) -> None:
+        super().__init__()
+        self.body = GroupMLP(groups, in_features, hidden)
+        self.mean = GroupLinear(groups, hidden, out_features)
+        self.std = GroupLinear(groups, hidden, out_features)
+        self.min_std = min_std
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.body(x)
+        return self.mean(h), positive_std(self.std(h), self.min_std)
+
+
+class GroupGRUCell(nn.Module):
+    """A GRU cell with ``G`` independent weight sets: x ``(B, G', in)``, h ``(B, G', hidden)``.
+
+    Same equations as :class:`torch.nn.GRUCell` (r, z, n gates; ``h' = (1 - z) n + z h``).
+    """
+
+    def __init__(self, groups: int, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.ih = GroupLinear(groups, in_features, 3 * hidden)
+        self.hh = GroupLinear(groups, hidden, 3 * hidden)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        gi, gh = self.ih(x), self.hh(h)
+        ir, iz, inn = gi.chunk(3, -1)
+        hr, hz, hn = gh.chunk(3, -1)
+        r = torch.sigmoid(ir + hr)
+        z = torch.sigmoid(iz + hz)
+        n = torch.tanh(inn + r * hn)
+        return (1.0 - z) * n + z * h
