@@ -331,3 +331,88 @@ def test_matches_pytorch3d_if_installed():
     assert torch.equal(ours.idx, theirs.idx)
     torch.testing.assert_close(ours.dists, theirs.dists)
     torch.testing.assert_close(chamfer(x, y)[0], p3d_loss.chamfer_distance(x, y)[0])
+
+
+# ------------------------------------------------- small-problem (dense) torch path
+
+def _dense_idx(x, y, lx=None, ly=None, chunk=None):
+    from canocaps.ops._torch_nn import nn1_dense_torch
+
+    return nn1_dense_torch(x, y, lx, ly, both=True, chunk_bytes=chunk)
+
+
+@pytest.mark.parametrize("N, M", [(50, 41), (256, 256), (300, 257), (1000, 1000), (1024, 1020)])
+def test_dense_path_both_directions_match_reference(N, M):
+    g = _gen(20 + N)
+    x, y = torch.rand(2, N, 3, generator=g) - 0.5, torch.rand(2, M, 3, generator=g) - 0.5
+    ix, iy = _dense_idx(x, y)
+    assert torch.equal(ix, knn_reference(x, y, 1).idx[..., 0])
+    assert torch.equal(iy, knn_reference(y, x, 1).idx[..., 0])
+
+
+def test_dense_and_chunked_paths_select_and_agree(monkeypatch):
+    # both sides of the size threshold: default budget -> dense path; explicit small
+    # chunk -> chunked path; results bit-identical to each other and to the reference
+    import canocaps.ops._dispatch as disp
+
+    calls = []
+    real = disp.nn1_dense_torch
+    monkeypatch.setattr(disp, "nn1_dense_torch", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    g = _gen(30)
+    x, y = torch.randn(3, 300, 3, generator=g), torch.randn(3, 280, 3, generator=g)
+    lx, ly = torch.tensor([300, 120, 7]), torch.tensor([280, 280, 90])
+    outs = []
+    for chunk in (None, 10**9, SMALL_CHUNK):
+        calls.clear()
+        outs.append((chamfer(x, y, lx, ly, point_reduction=None, batch_reduction=None, chunk_bytes=chunk)[0],
+                     knn(x, y, 1, lx, ly, chunk_bytes=chunk)))
+        assert bool(calls) == (chunk != SMALL_CHUNK)
+    (rx, ry), _ = chamfer_reference(x, y, lx, ly, point_reduction=None, batch_reduction=None)
+    for (cx, cy), res in outs:
+        assert torch.equal(cx, rx) and torch.equal(cy, ry)  # bit-identical, not just close
+        _assert_same(res, knn_reference(x, y, 1, lx, ly))
+
+
+def test_dense_path_ties_duplicates_lowest_index():
+    # lattice clouds: every query has many exactly equidistant points on both sides,
+    # and both clouds hold exact duplicates; square lane geometry (256 x 256)
+    g = _gen(31)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(6.0)] * 3, indexing="ij"), -1).reshape(1, -1, 3)  # 216
+    y = torch.cat([grid, grid[:, :40]], 1)[:, torch.randperm(256, generator=g)]
+    x = torch.randint(0, 6, (1, 256, 3), generator=g).float() + 0.5 * torch.randint(0, 2, (1, 256, 3), generator=g)
+    x[:, 100:140] = y[:, 10:50]  # exact matches too
+    ix, iy = _dense_idx(x, y)
+    assert torch.equal(ix, knn_reference(x, y, 1).idx[..., 0])
+    assert torch.equal(iy, knn_reference(y, x, 1).idx[..., 0])
+    (cx, cy), _ = chamfer(x, y, point_reduction=None, batch_reduction=None)
+    (rx, ry), _ = chamfer_reference(x, y, point_reduction=None, batch_reduction=None)
+    assert torch.equal(cx, rx) and torch.equal(cy, ry)
+
+
+def test_dense_path_far_from_origin_and_batch_groups():
+    g = _gen(32)
+    off = torch.tensor([3000.0, -2000.0, 1000.0])
+    x = off + 1e-3 * torch.randn(5, 200, 3, generator=g)
+    y = off + 1e-3 * torch.randn(5, 190, 3, generator=g)
+    # a budget of two batch elements per bmm (256 x 256 float32 = 256 KiB each)
+    for chunk in (None, 2 * 256 * 256 * 4):
+        ix, iy = _dense_idx(x, y, chunk=chunk)
+        assert torch.equal(ix, knn_reference(x, y, 1).idx[..., 0])
+        assert torch.equal(iy, knn_reference(y, x, 1).idx[..., 0])
+
+
+def test_dense_path_gradient_equals_chunked_path():
+    g = _gen(33)
+    x0, y0 = torch.randn(2, 200, 3, generator=g), torch.randn(2, 150, 3, generator=g)
+    grads = []
+    for chunk in (None, SMALL_CHUNK):
+        x, y = x0.clone().requires_grad_(), y0.clone().requires_grad_()
+        chamfer(x, y, squared=False, chunk_bytes=chunk)[0].backward()
+        grads.append((x.grad, y.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+def test_chamfer_one_sided_without_lengths_is_rejected():
+    with pytest.raises(CanocapsInputError, match="both must be non-empty"):
+        chamfer(torch.randn(2, 5, 3), torch.zeros(2, 0, 3))
+    assert chamfer(torch.zeros(2, 0, 3), torch.zeros(2, 0, 3))[0].item() == 0.0

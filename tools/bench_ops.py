@@ -20,9 +20,15 @@ previous size, scaled by the number of point pairs) exceeds ``--max-case-s`` pri
 ``time-guard (est. X s)``. Results stream to ``--json`` after every case, so an
 interrupted run continues with ``--resume``.
 
+``--cases op:B:N[xM],...`` runs only the named cases (``chamfer_fb`` = Chamfer forward +
+backward, not in the default plan); ``--update`` replaces them in an existing ``--json``
+file and keeps the other cases, each tagged with the run that measured it.
+
 Usage::
 
     OMP_NUM_THREADS=1 python tools/bench_ops.py --device cpu --threads 1 --json docs/bench_ops_cpu.json
+    OMP_NUM_THREADS=1 python tools/bench_ops.py --device cpu --threads 1 --update --json docs/bench_ops_cpu.json \
+        --cases chamfer:1:1000,chamfer:32:1024x1020,chamfer_fb:32:1024x1020
     python tools/bench_ops.py --device cuda --json bench_cuda.json
 """
 from __future__ import annotations
@@ -42,6 +48,8 @@ import torch
 SIZES = (1_000, 10_000, 100_000)
 BATCHES = (1, 16)
 OPS = ("knn1", "knn16", "chamfer")
+#: ops that can be named with --ops/--cases but are not in the default plan
+EXTRA_OPS = ("chamfer_fb",)  # Chamfer forward + backward (x and y require grad)
 
 
 # ----------------------------------------------------------------------------- the ops
@@ -49,15 +57,32 @@ OPS = ("knn1", "knn16", "chamfer")
 def _ours(op: str, x: torch.Tensor, y: torch.Tensor) -> Any:
     from canocaps.ops import chamfer, knn
 
+    if op == "chamfer_fb":
+        with torch.enable_grad():
+            x, y = x.detach().requires_grad_(), y.detach().requires_grad_()
+            loss = chamfer(x, y)[0]
+            loss.backward()
+        return loss.detach()
     if op == "chamfer":
         return chamfer(x, y)[0]
     return knn(x, y, int(op[3:])).dists
 
 
-def _baseline(op: str, x: torch.Tensor, y: torch.Tensor) -> Any:
+def _cdist_chamfer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     d = torch.cdist(x, y)  # (B, N, M) Euclidean, the dense matrix
+    return (d.amin(2).square().mean(1) + d.amin(1).square().mean(1)).mean()
+
+
+def _baseline(op: str, x: torch.Tensor, y: torch.Tensor) -> Any:
+    if op == "chamfer_fb":
+        with torch.enable_grad():
+            x, y = x.detach().requires_grad_(), y.detach().requires_grad_()
+            loss = _cdist_chamfer(x, y)
+            loss.backward()
+        return loss.detach()
     if op == "chamfer":
-        return (d.amin(2).square().mean(1) + d.amin(1).square().mean(1)).mean()
+        return _cdist_chamfer(x, y)
+    d = torch.cdist(x, y)  # (B, N, M) Euclidean, the dense matrix
     vals, _ = torch.topk(d, int(op[3:]), dim=2, largest=False)
     return vals.square()
 
@@ -153,6 +178,8 @@ def _run_isolated(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 def _dense_bytes(B: int, N: int, M: int, op: str) -> int:
     """Bytes the baseline needs: the float32 (B, N, M) matrix (+ topk's sorted copy for k-NN)."""
     per = 4 * B * N * M
+    if op == "chamfer_fb":
+        return 3 * per  # the matrix, its gradient and a mask/scratch copy
     return per if op == "chamfer" else per + B * N * int(op[3:]) * 12
 
 
@@ -189,7 +216,22 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _parse_cases(text: str) -> list[dict[str, Any]]:
+    """``op:B:N`` or ``op:B:NxM`` entries, comma-separated (e.g. ``chamfer:32:1024x1020``)."""
+    cases = []
+    for item in text.split(","):
+        op, B, NM = item.strip().split(":")
+        N, _, M = NM.partition("x")
+        case = {"op": op, "B": int(B), "N": int(float(N)), "M": int(float(M or N))}
+        if case["op"] in ("chamfer", "chamfer_fb") and (case["B"], case["N"], case["M"]) == (32, 1024, 1020):
+            case["note"] = "training loss shape"
+        cases.append(case)
+    return cases
+
+
 def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.cases:
+        return _parse_cases(args.cases)
     sizes = args.sizes or (SIZES[:2] if args.quick else SIZES)
     cases = []
     if "chamfer" in args.ops and not args.no_training_case:
@@ -199,6 +241,23 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
             for B in args.batches:
                 cases.append({"op": op, "B": B, "N": N, "M": N})
     return cases
+
+
+def _merged(previous: dict[str, Any] | None, meta: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON document: this run alone, or (``--update``) the previous file with this run's
+    cases replaced or appended; kept cases say which run measured them."""
+    if previous is None:
+        return {"meta": meta, "cases": results}
+    old_meta = previous.get("meta", {})
+    runs = list(previous.get("runs", [old_meta]))
+    earlier = old_meta.get("run", "earlier run: " + old_meta.get("command", "?"))
+    new = {(c["op"], c["B"], c["N"], c["M"]): c for c in results}
+    cases = []
+    for c in previous["cases"]:
+        key = (c["op"], c["B"], c["N"], c["M"])
+        cases.append(new.pop(key) if key in new else {**c, "measured": c.get("measured", earlier)})
+    cases.extend(new.values())
+    return {"meta": meta, "runs": runs + [meta], "cases": cases}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=ints, default=None, help="comma list of N = M (default 1000,10000,100000)")
     p.add_argument("--batches", type=ints, default=BATCHES, help="comma list of B (default 1,16)")
     p.add_argument("--no-training-case", action="store_true", help="leave out the (32, 1024) vs (32, 1020) case")
+    p.add_argument("--cases", help="run only these cases: comma list of op:B:N or op:B:NxM "
+                   "(e.g. chamfer:1:1000,chamfer:32:1024x1020,chamfer_fb:32:1024x1020); overrides --ops/--sizes")
+    p.add_argument("--update", action="store_true",
+                   help="with --json: re-run the planned cases and replace them in the existing file, keeping "
+                        "every other case (marked with the run it came from)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -231,8 +295,20 @@ def main(argv: list[str] | None = None) -> int:
     from canocaps._files import atomic_write_text, check_output_path
     from canocaps.errors import CanocapsError
 
-    if any(op not in OPS for op in args.ops):
-        print(f"error: --ops must be among {','.join(OPS)}", file=sys.stderr)
+    if any(op not in OPS + EXTRA_OPS for op in args.ops):
+        print(f"error: --ops must be among {','.join(OPS + EXTRA_OPS)}", file=sys.stderr)
+        return 2
+    if args.cases:
+        try:
+            bad = [c["op"] for c in _parse_cases(args.cases) if c["op"] not in OPS + EXTRA_OPS]
+        except ValueError:
+            bad = [args.cases]
+        if bad:
+            print(f"error: bad --cases entry {bad[0]!r} (op:B:N or op:B:NxM, op among "
+                  f"{','.join(OPS + EXTRA_OPS)})", file=sys.stderr)
+            return 2
+    if args.update and not (args.json and os.path.exists(args.json)):
+        print("error: --update needs an existing --json file", file=sys.stderr)
         return 2
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but CUDA is not available", file=sys.stderr)
@@ -247,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     max_case_s = args.max_case_s or (150.0 if args.device == "cpu" else 600.0)
 
     done: dict[tuple, dict[str, Any]] = {}
-    if args.json:
+    previous: dict[str, Any] | None = None
+    if args.update:
+        with open(args.json) as fh:
+            previous = json.load(fh)
+    elif args.json:
         try:
             if args.resume and os.path.exists(args.json):
                 with open(args.json) as fh:
@@ -271,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_method": ("torch.cuda.max_memory_allocated growth over the inputs" if args.device == "cuda" else
                           "peak RSS (ru_maxrss) growth over the inputs, fresh subprocess per implementation and case"),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     results: list[dict[str, Any]] = []
     last_time: dict[tuple, tuple[int, float]] = {}  # (op, B, impl) -> (pairs, seconds) of the last run size
@@ -314,9 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         for impl in runnable:
             if row[impl].get("status") == "ok" and "note" not in case:
                 last_time[(case["op"], case["B"], impl)] = (pairs, row[impl]["seconds"])
+        if previous is not None:
+            row["measured"] = meta["run"]
         results.append(row)
         if args.json:
-            atomic_write_text(args.json, json.dumps({"meta": meta, "cases": results}, indent=1) + "\n", force=True)
+            atomic_write_text(args.json, json.dumps(_merged(previous, meta, results), indent=1) + "\n", force=True)
     print(table(results))
     print(f"\nmemory: {meta['memory_method']}; threads: {meta['threads']}; device: {meta['device_name']}")
     return 0

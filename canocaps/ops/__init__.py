@@ -8,9 +8,9 @@ in :mod:`canocaps.ops.reference`. Importing this package does not import triton.
 from __future__ import annotations
 
 from canocaps.ops._dispatch import BACKENDS, MAX_TRITON_K, triton_available
-from canocaps.ops._torch_nn import DEFAULT_CHUNK_BYTES, default_chunk_bytes
+from canocaps.ops._torch_nn import DEFAULT_CHUNK_BYTES, DENSE_BYTES, default_chunk_bytes
 from canocaps.ops.chamfer import chamfer
 from canocaps.ops.knn import KNN, KNNResult, knn, knn_gather
 
 __all__ = ["knn", "knn_gather", "KNN", "KNNResult", "chamfer", "BACKENDS",
-           "MAX_TRITON_K", "DEFAULT_CHUNK_BYTES", "default_chunk_bytes", "triton_available"]
+           "MAX_TRITON_K", "DEFAULT_CHUNK_BYTES", "DENSE_BYTES", "default_chunk_bytes", "triton_available"]

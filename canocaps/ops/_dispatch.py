@@ -11,9 +11,9 @@ import warnings
 import torch
 
 from canocaps.errors import CanocapsInputError
-from canocaps.ops._torch_nn import nn_idx_torch
+from canocaps.ops._torch_nn import dense_fits, nn1_dense_torch, nn_idx_torch
 
-__all__ = ["BACKENDS", "MAX_TRITON_K", "triton_available", "nn_idx"]
+__all__ = ["BACKENDS", "MAX_TRITON_K", "triton_available", "nn_idx", "nn1_pair"]
 
 BACKENDS = ("auto", "torch", "triton")
 #: Largest k the fused Triton kernel keeps in registers; larger k uses the torch path.
@@ -48,6 +48,11 @@ def resolve_backend(backend: str, x: torch.Tensor, k: int) -> str:
     return "triton"
 
 
+def _elem(x: torch.Tensor) -> int:
+    """Bytes per score of the torch path (float64 stays float64, the rest is float32)."""
+    return 8 if x.dtype == torch.float64 else 4
+
+
 def nn_idx(x: torch.Tensor, y: torch.Tensor, k: int, lengths_x: torch.Tensor | None,
            lengths_y: torch.Tensor | None, backend: str, chunk_bytes: int | None) -> torch.Tensor:
     """Sorted k-NN indices ``(B, N, k)`` int64 (no gradient) with the chosen backend."""
@@ -55,4 +60,22 @@ def nn_idx(x: torch.Tensor, y: torch.Tensor, k: int, lengths_x: torch.Tensor | N
         from canocaps.ops._triton_kernels import nn_idx_triton
 
         return nn_idx_triton(x, y, k, lengths_x, lengths_y)
+    if k == 1 and x.shape[1] and y.shape[1] and dense_fits(x.shape[1], y.shape[1], _elem(x), x.device, chunk_bytes):
+        return nn1_dense_torch(x, y, lengths_x, lengths_y, both=False, chunk_bytes=chunk_bytes)[0][..., None]
     return nn_idx_torch(x, y, k, lengths_x, lengths_y, chunk_bytes=chunk_bytes)
+
+
+def nn1_pair(x: torch.Tensor, y: torch.Tensor, lengths_x: torch.Tensor | None, lengths_y: torch.Tensor | None,
+             backend: str, chunk_bytes: int | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Nearest indices in both directions ``(B, N)``, ``(B, M)`` from one dense score matrix
+    (the torch backend's small-problem path), or None when that path does not apply
+    (Triton backend, empty clouds, or a matrix over the dense budget)."""
+    B, N, _ = x.shape
+    M = y.shape[1]
+    if B == 0 or N == 0 or M == 0 or resolve_backend(backend, x, 1) != "torch":
+        return None
+    if chunk_bytes is not None and int(chunk_bytes) < 1:
+        raise CanocapsInputError(f"chunk_bytes must be a positive number of bytes, got {chunk_bytes}")
+    if not dense_fits(N, M, _elem(x), x.device, chunk_bytes):
+        return None
+    return nn1_dense_torch(x, y, lengths_x, lengths_y, both=True, chunk_bytes=chunk_bytes)

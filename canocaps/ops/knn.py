@@ -47,7 +47,10 @@ def knn(x: torch.Tensor, y: torch.Tensor, k: int,
             (``k > 32`` falls back to torch with a warning).
         chunk_bytes: torch path only: size of one chunk of the score matrix
             (default :data:`canocaps.ops.DEFAULT_CHUNK_BYTES`: 2 MiB on CPU, 256 MiB
-            on CUDA); the full ``N x M`` matrix is never built when larger.
+            on CUDA); the full ``N x M`` matrix is never built when larger. Small
+            problems with ``k = 1`` build one batch element's whole matrix when it
+            fits :data:`canocaps.ops.DENSE_BYTES` (4 MiB on CPU; an explicit
+            ``chunk_bytes`` is that budget instead). Results do not depend on it.
 
     Returns:
         ``KNN(dists, idx)``: dists ``(B, N, k)`` squared distances, differentiable
