@@ -1,0 +1,22 @@
+"""Canonical Capsules (Sun et al., NeurIPS 2021): network, losses, training module.
+
+Public API::
+
+    from canocaps.model import CanonicalCapsules, CapsulesConfig
+    model = CanonicalCapsules(CapsulesConfig.preset("cpu"))
+    res = model.canonicalize(points)        # (N, 3) or (B, N, 3) -> CanonicalizeResult
+    model.save("w.pt"); CanonicalCapsules.load("w.pt")
+
+Training (:mod:`canocaps.model.training`) is imported lazily; it needs ``canocaps.train``.
+"""
+from __future__ import annotations
+
+from canocaps.model.checkpoint import load_model, save_model
+from canocaps.model.config import CapsulesConfig, LossWeights
+from canocaps.model.network import CanonicalCapsules
+from canocaps.model.results import CanonicalizeResult, CapsulesOutput, ReconstructResult
+
+__all__ = [
+    "CanonicalCapsules", "CapsulesConfig", "LossWeights", "CanonicalizeResult", "CapsulesOutput",
+    "ReconstructResult", "save_model", "load_model",
+]

@@ -1,0 +1,148 @@
+"""The Canonical Capsules network (Sun et al., NeurIPS 2021).
+
+points (B, N, 3) --Encoder--> features (B, N, C) --CapsulePooling--> attention (B, N, K),
+keypoints mu (B, K, 3), descriptors beta (B, K, C) --Canonicalizer--> canonical
+keypoints mu_bar, pose (R, t) with mu_bar ~= mu @ R^T + t --CapsuleDecoder--> decoded
+cloud (B, K * (num_points // K), 3) in the canonical frame.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from canocaps.errors import CanocapsInputError
+from canocaps.model.canonicalizer import Canonicalizer
+from canocaps.model.capsules import CapsulePooling
+from canocaps.model.config import CapsulesConfig
+from canocaps.model.decoder import CapsuleDecoder
+from canocaps.model.encoder import Encoder
+from canocaps.model.results import CanonicalizeResult, CapsulesOutput, ReconstructResult
+
+__all__ = ["CanonicalCapsules"]
+
+
+class CanonicalCapsules(nn.Module):
+    """Encoder + capsules + canonicaliser + decoder.
+
+    ``forward`` is the differentiable training pass; ``canonicalize`` and
+    ``reconstruct`` are the inference API (eval mode, no grad, input checks,
+    unbatched in -> unbatched out, dtype/device of the input preserved).
+    """
+
+    def __init__(self, config: CapsulesConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else CapsulesConfig()
+        self.encoder = Encoder(self.config)
+        self.capsules = CapsulePooling(self.config.feat_dim, self.config.num_capsules)
+        self.canonicalizer = Canonicalizer(self.config)
+        self.decoder = CapsuleDecoder(self.config)
+
+    # ----------------------------------------------------------------- training
+    def forward(self, points: Tensor, decode: bool = True) -> CapsulesOutput:
+        """Differentiable pass on points (B, N, 3) in the model's dtype/device."""
+        feats = self.encoder(points)
+        pooled = self.capsules(points, feats)
+        pose = self.canonicalizer(pooled.descriptors, pooled.keypoints, pooled.mass)
+        canon_pts = points @ pose.R.transpose(-1, -2) + pose.t.unsqueeze(1)
+        decoded = self.decoder(pooled.descriptors, pose.canonical_keypoints) if decode else None
+        return CapsulesOutput(
+            features=feats, attention=pooled.attention, mass=pooled.mass, weights=pooled.weights,
+            keypoints=pooled.keypoints, descriptors=pooled.descriptors,
+            canonical_keypoints=pose.canonical_keypoints, R=pose.R, t=pose.t,
+            canonical_points=canon_pts, decoded=decoded)
+
+    # ---------------------------------------------------------------- inference
+    @property
+    def _param(self) -> Tensor:
+        return next(self.parameters())
+
+    def _prepare(self, points: Any, name: str = "points") -> tuple[Tensor, bool, torch.dtype, torch.device]:
+        if isinstance(points, np.ndarray):
+            if points.dtype not in (np.float32, np.float64, np.float16):
+                raise CanocapsInputError(f"{name}: expected a float array, got dtype {points.dtype}")
+            points = torch.from_numpy(np.ascontiguousarray(points))
+        if not isinstance(points, Tensor):
+            raise CanocapsInputError(f"{name}: expected a torch.Tensor or numpy array, got {type(points).__name__}")
+        if not points.is_floating_point():
+            raise CanocapsInputError(f"{name}: expected floating point values, got {points.dtype}")
+        if points.ndim not in (2, 3) or points.shape[-1] != 3:
+            raise CanocapsInputError(f"{name}: expected shape (N, 3) or (B, N, 3), got {tuple(points.shape)}")
+        batched = points.ndim == 3
+        x = points if batched else points.unsqueeze(0)
+        k = self.config.num_capsules
+        if x.shape[0] == 0:
+            raise CanocapsInputError(f"{name}: empty batch")
+        if x.shape[1] < k:
+            raise CanocapsInputError(f"{name}: {x.shape[1]} points, need at least {k} (one per capsule)")
+        if not bool(torch.isfinite(x).all()):
+            raise CanocapsInputError(f"{name}: contains NaN or inf")
+        p = self._param
+        return x.to(device=p.device, dtype=p.dtype), batched, points.dtype, points.device
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def canonicalize(self, points: Tensor | np.ndarray) -> CanonicalizeResult:
+        """Bring ``points`` (N, 3) or (B, N, 3), any N >= K, into the canonical frame.
+
+        Runs in eval mode under ``torch.no_grad``. Floating outputs come back in the
+        input's dtype and on its device; unbatched input gives unbatched outputs.
+        Raises :class:`CanocapsInputError` on a wrong shape, too few points, NaN/inf.
+        """
+        x, batched, dtype, device = self._prepare(points)
+        with self._inference():
+            out = self.forward(x, decode=False)
+
+        def back(v: Tensor) -> Tensor:
+            v = v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
+            return v if batched else v[0]
+
+        return CanonicalizeResult(
+            canonical_points=back(out.canonical_points), R=back(out.R), t=back(out.t),
+            keypoints=back(out.keypoints), canonical_keypoints=back(out.canonical_keypoints),
+            descriptors=back(out.descriptors), attention=back(out.attention),
+            assignment=back(out.attention.argmax(dim=-1)))
+
+    def reconstruct(self, points: Tensor | np.ndarray) -> ReconstructResult:
+        """Auto-encode ``points`` (N, 3) or (B, N, 3).
+
+        Returns the decoded cloud, M = K * (num_points // K) points, in the canonical
+        frame and moved back into the input frame (``(y - t) @ R``).
+        """
+        x, batched, dtype, device = self._prepare(points)
+        with self._inference():
+            out = self.forward(x, decode=True)
+        assert out.decoded is not None
+        back_pts = (out.decoded - out.t.unsqueeze(1)) @ out.R
+
+        def back(v: Tensor) -> Tensor:
+            v = v.to(device=device, dtype=dtype)
+            return v if batched else v[0]
+
+        return ReconstructResult(canonical=back(out.decoded), points=back(back_pts), R=back(out.R), t=back(out.t))
+
+    # -------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike, force: bool = False, metadata: dict[str, Any] | None = None) -> None:
+        """Write weights + config to one file (atomic; no overwrite without ``force``)."""
+        from canocaps.model.checkpoint import save_model
+
+        save_model(self, path, force=force, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "CanonicalCapsules":
+        """Load a file written by :meth:`save`; raises :class:`CanocapsWeightsError` if bad."""
+        from canocaps.model.checkpoint import load_model
+
+        return load_model(path, map_location=map_location)
