@@ -1,0 +1,53 @@
+"""``canocaps canonicalize IN -o OUT``: move a cloud into its canonical pose."""
+from __future__ import annotations
+
+import argparse
+
+from canocaps.commands._common import add_force, add_model_args, check_outputs, info, load_model, print_json
+
+NAME = "canonicalize"
+HELP = "move a cloud into its learned canonical pose (and show its capsules)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="cloud or mesh file")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the canonical cloud (input units) here")
+    p.add_argument("--json", action="store_true", help="print R, t, transform and keypoints as JSON")
+    p.add_argument("--png", metavar="PNG", help="save a picture: input and canonical pose")
+    p.add_argument("--capsules-png", metavar="PNG", help="save a picture of the capsules")
+    p.add_argument("--show", action="store_true", help="open the Open3D viewer on the capsules")
+    add_model_args(p)
+    add_force(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_outputs(args.force, args.output, args.png, args.capsules_png)
+    from canocaps.heads.canonical import canonicalize_cloud
+    from canocaps.heads._inputs import as_points
+
+    pts = as_points(args.input, args.input)
+    res = canonicalize_cloud(pts, load_model(args), name=args.input)
+    if args.output:
+        from canocaps.io import write_points
+
+        write_points(args.output, res.canonical_points, force=args.force)
+    if args.png:
+        from canocaps.viz import save_canonical_png
+
+        save_canonical_png(pts, res.canonical_points, args.png, force=args.force)
+    if args.capsules_png and res.assignment is not None:
+        from canocaps.viz import save_capsules_png
+
+        save_capsules_png(res.sample_points, res.assignment, res.keypoints, args.capsules_png, force=args.force)
+    if args.json:
+        print_json({"input": args.input, **res.to_dict()})
+    else:
+        print(repr(res))
+    for path in (args.output, args.png, args.capsules_png):
+        if path:
+            info(f"wrote {path}")
+    if args.show and res.assignment is not None:
+        from canocaps.viz import show_capsules
+
+        show_capsules(res.sample_points, res.assignment, res.keypoints)
+    return 0

@@ -1,0 +1,134 @@
+"""``canocaps eval {registration,reconstruction,classification,stability}``: measured tables."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from canocaps.commands._common import (add_force, add_model_args, check_outputs, format_table, load_model,
+                                       print_json, write_json_file)
+
+NAME = "eval"
+HELP = "evaluate a model: registration, reconstruction, classification, stability"
+
+TASKS = ("registration", "reconstruction", "classification", "stability")
+TASK_HELP = {
+    "registration": "recall / RRE / RTE / time on test pairs with known transforms, vs FPFH+RANSAC and PCA "
+                    "(both + ICP)",
+    "reconstruction": "Chamfer distance of the auto-encoder on the test split (official convention)",
+    "classification": "LinearSVC and k-means on capsule features vs an SVM on PCA-aligned points",
+    "stability": "spread of the canonical pose over rotated copies of test shapes, vs PCA",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    for task in TASKS:
+        q = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task])
+        q.add_argument("--data", default="procedural",
+                       help="procedural (default, bundled), NAME:ROOT (e.g. modelnet40:/data/modelnet40), "
+                            "or a path: a folder of cloud/mesh files or a converted .h5")
+        q.add_argument("--limit", type=int, default=None,
+                       help="use this many shapes per split, spread evenly over it (quick runs)")
+        q.add_argument("--num-points", type=int, default=None,
+                       help="points per shape (default: 1024 for registration pairs, else the model's "
+                            "training N)")
+        q.add_argument("--per-class", type=int, default=None,
+                       help="procedural data only: shapes per class (default: the dataset's)")
+        q.add_argument("--json-out", metavar="PATH",
+                       help="write the full results as JSON (registration: an interrupted run resumes "
+                            "from PATH.partial.jsonl)")
+        q.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        add_model_args(q)
+        add_force(q)
+        if task == "registration":
+            q.add_argument("--methods", default="canocaps,fpfh,pca",
+                           help="comma-separated from canocaps, fpfh, pca (default: all three)")
+            q.add_argument("--icp", choices=("point_to_plane", "point_to_point"), default="point_to_plane")
+            q.add_argument("--no-refine", dest="refine", action="store_false", help="skip ICP")
+            q.add_argument("--rre-max", type=float, default=5.0, help="recall threshold on RRE, degrees (5)")
+            q.add_argument("--rte-max", type=float, default=0.05, help="recall threshold on RTE (0.05)")
+        if task == "stability":
+            q.add_argument("--num-copies", type=int, default=16, help="rotated copies per shape (16)")
+            q.add_argument("--num-shapes", type=int, default=20, help="shapes (20); --limit overrides")
+            q.add_argument("--same-points", dest="resample", action="store_false",
+                           help="rotate the very same points (default: each copy is an independent "
+                                "subset of the shape's 2048 stored surface samples)")
+
+
+def registration_table(summary: dict[str, dict[str, Any]]) -> str:
+    rows = [[m, s["pairs"], s["recall"], s["median_rre_deg"], s["median_rte"], s["mean_rmse"], s["time_per_pair_s"]]
+            for m, s in summary.items()]
+    return format_table(["method", "pairs", "recall", "median RRE (deg)", "median RTE", "mean RMSE",
+                         "time/pair (s)"], rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_outputs(args.force, args.json_out)
+    result: dict[str, Any] = {"task": args.task, "data": args.data, "limit": args.limit,
+                              "num_points": args.num_points, "weights": args.weights}
+    dkw: dict[str, Any] = {"per_class": args.per_class} if args.per_class is not None else {}
+    ckpt = None
+    model = None
+    if args.task != "registration" or "canocaps" in [m.strip() for m in args.methods.split(",")]:
+        model = load_model(args)
+    if args.num_points is None:
+        args.num_points = 1024 if args.task == "registration" else int(model.config.num_points)
+    result["num_points"] = args.num_points
+    if args.task == "registration":
+        from canocaps.heads.registration import benchmark_registration, make_test_pairs, registration_methods
+
+        names = [m.strip() for m in args.methods.split(",") if m.strip()]
+        methods = registration_methods(names, model, refine=args.refine, icp_method=args.icp)
+        pairs = make_test_pairs(args.data, "test", args.num_points, args.limit, **dkw)
+        if args.json_out:  # per-pair records land here as measured; a rerun resumes from them
+            from pathlib import Path
+
+            ckpt = Path(args.json_out).with_name(Path(args.json_out).name + ".partial.jsonl")
+        out = benchmark_registration(methods, pairs, args.rre_max, args.rte_max, progress=args.progress,
+                                     checkpoint=ckpt)
+        result.update(out)
+        table = registration_table(out["summary"])
+        summary: Any = out["summary"]
+    elif args.task == "reconstruction":
+        from canocaps.heads.reconstruction import evaluate_reconstruction
+
+        out = evaluate_reconstruction(model, args.data, "test", args.num_points, args.limit,
+                                      progress=args.progress, dataset_kwargs=dkw)
+        result.update(out)
+        summary = {k: v for k, v in out.items() if k != "per_shape"}
+        table = format_table(["shapes", "Chamfer mean", "Chamfer median", "convention"],
+                             [[out["shapes"], out["chamfer_mean"], out["chamfer_median"], out["convention"]]])
+    elif args.task == "classification":
+        from canocaps.heads.classification import evaluate_classification
+
+        res = evaluate_classification(model, args.data, args.num_points, args.limit, seed=args.seed,
+                                      progress=args.progress, dataset_kwargs=dkw)
+        summary = res.to_dict()
+        result.update(summary)
+        table = format_table(
+            ["features", "classifier", "accuracy"],
+            [["capsules (descriptors + keypoints)", "LinearSVC(C=0.1)", res.svm_accuracy],
+             ["capsules (descriptors + keypoints)", f"k-means(k={res.num_classes}) + Hungarian", res.kmeans_accuracy],
+             ["PCA-aligned points (8^3 occupancy)", "LinearSVC(C=0.1)", res.pca_svm_accuracy]])
+        table += f"\n{res.num_train} train / {res.num_test} test shapes, {res.num_classes} classes"
+    else:
+        from canocaps.heads.stability import evaluate_stability
+
+        n = args.limit if args.limit is not None else args.num_shapes
+        rs = evaluate_stability(model, args.data, "test", args.num_points, n, args.num_copies,
+                                seed=args.seed, progress=args.progress, resample=args.resample, dataset_kwargs=dkw)
+        summary = {r.method: {"chamfer": r.chamfer, "rre_deg": r.rre_deg} for r in rs}
+        result["results"] = [r.to_dict() for r in rs]
+        table = format_table(["canonicaliser", "shapes x copies", "pairwise Chamfer", "pairwise RRE (deg)"],
+                             [[r.method, f"{r.num_shapes} x {r.num_copies}", r.chamfer, r.rre_deg] for r in rs])
+    if args.json:
+        print_json(summary)
+    else:
+        print(table)
+    if args.json_out:
+        write_json_file(args.json_out, result, args.force)
+        if args.task == "registration" and ckpt is not None and ckpt.exists():
+            ckpt.unlink()
+    return 0

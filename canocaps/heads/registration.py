@@ -1,0 +1,479 @@
+"""Registration head: the rigid transform mapping cloud A onto cloud B.
+
+Method (works with any *canonicaliser*: an object whose ``canonicalize(points)``
+takes a ``(B, N, 3)`` float32 tensor and returns a result with ``R (B, 3, 3)`` and
+``t (B, 3)`` such that ``canonical = points @ R^T + t``; optional ``keypoints (B, K, 3)``
+and ``descriptors (B, K, C)`` enable the capsule hypothesis):
+
+1. Centre both clouds and scale them by a shared radius into the unit sphere (the
+   networks are trained there); subsample ``num_points`` points for the network.
+2. Canonicalise both: ``T_a``, ``T_b`` map A, B into the canonical frame, so
+   ``T_ab = T_b^-1 T_a`` maps A onto B ("canonical" hypothesis).
+3. Canonical frames of (near-)symmetric shapes are ambiguous, so also try
+   ``T_b^-1 F T_a`` for the 180-degree turns ``F`` about the canonical axes
+   ("flip_x", "flip_y", "flip_z"), and the capsule hypothesis: capsules of A matched to
+   capsules of B by descriptor distance (Hungarian), then weighted Procrustes on the
+   matched keypoints ("capsules").
+4. Screen each hypothesis with a short ICP (Open3D; point-to-plane by default), refine
+   the best two fully, and keep the one with the highest fitness (ties within 1e-3:
+   lowest inlier RMSE).
+
+Evaluation helpers (RRE/RTE/RMSE against ground truth, recall, the benchmark loop over
+the bundled test pairs) live here too.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from canocaps.errors import CanocapsInputError
+from canocaps.heads import icp as _icp
+from canocaps.heads._inputs import as_points, min_points_of, model_device, normalization, subsample
+from canocaps.heads.results import HypothesisScore, RegistrationResult
+
+__all__ = [
+    "HYPOTHESES",
+    "FLIPS",
+    "DEFAULT_DISTANCE_FACTOR",
+    "CanonicalFrame",
+    "canonical_frames",
+    "hypothesis_transforms",
+    "register",
+    "registration_errors",
+    "summarize_registration",
+    "RegistrationPair",
+    "make_test_pairs",
+    "benchmark_registration",
+    "METHODS",
+    "registration_methods",
+]
+
+#: Hypothesis families :func:`register` knows ("flips" expands to flip_x, flip_y, flip_z).
+HYPOTHESES = ("canonical", "flips", "capsules")
+
+#: 180-degree rotations about the canonical x, y, z axes.
+FLIPS: dict[str, np.ndarray] = {
+    "flip_x": np.diag([1.0, -1.0, -1.0]),
+    "flip_y": np.diag([-1.0, 1.0, -1.0]),
+    "flip_z": np.diag([-1.0, -1.0, 1.0]),
+}
+
+#: Default inlier distance = this factor times the radius of B (0.05 for unit-sphere shapes).
+DEFAULT_DISTANCE_FACTOR = 0.05
+
+
+@dataclass
+class CanonicalFrame:
+    """One cloud's canonical pose in numpy.
+
+    Attributes:
+        transform: ``(4, 4)`` float64, maps the (normalised) cloud into the canonical frame.
+        keypoints: ``(K, 3)`` capsule keypoints in the cloud's (normalised) frame, or None.
+        descriptors: ``(K, C)`` capsule descriptors, or None.
+    """
+
+    transform: np.ndarray
+    keypoints: np.ndarray | None = None
+    descriptors: np.ndarray | None = None
+
+
+def _to_numpy(x: Any) -> np.ndarray | None:
+    if x is None:
+        return None
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _frames_from_result(res: Any, batch: int) -> list[CanonicalFrame]:
+    T = _to_numpy(getattr(res, "transform", None))
+    if T is None:
+        R = _to_numpy(res.R).reshape(batch, 3, 3)
+        t = _to_numpy(res.t).reshape(batch, 3)
+        T = np.tile(np.eye(4), (batch, 1, 1))
+        T[:, :3, :3] = R
+        T[:, :3, 3] = t
+    T = T.reshape(batch, 4, 4)
+    kp = _to_numpy(getattr(res, "keypoints", None))
+    desc = _to_numpy(getattr(res, "descriptors", None))
+    out = []
+    for i in range(batch):
+        out.append(CanonicalFrame(T[i], None if kp is None else kp.reshape(batch, -1, 3)[i],
+                                  None if desc is None else desc.reshape(batch, -1, desc.shape[-1])[i]))
+    return out
+
+
+def canonical_frames(model: Any, clouds: Sequence[np.ndarray]) -> list[CanonicalFrame]:
+    """Canonicalise each ``(N_i, 3)`` cloud with ``model`` (batched when the N_i agree).
+
+    Runs under ``torch.no_grad()`` with the model in eval mode (its mode is restored).
+    """
+    import torch
+
+    device = model_device(model)
+    was_training = getattr(model, "training", None)
+    if was_training:
+        model.eval()
+    try:
+        with torch.no_grad():
+            sizes = {c.shape[0] for c in clouds}
+            if len(sizes) == 1:
+                x = torch.as_tensor(np.stack(clouds), dtype=torch.float32, device=device)
+                return _frames_from_result(model.canonicalize(x), len(clouds))
+            frames: list[CanonicalFrame] = []
+            for c in clouds:
+                x = torch.as_tensor(c[None], dtype=torch.float32, device=device)
+                frames += _frames_from_result(model.canonicalize(x), 1)
+            return frames
+    finally:
+        if was_training:
+            model.train(True)
+
+
+def _procrustes(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``(4, 4)`` least-squares rigid transform with ``dst ~= R src + t`` for ``(K, 3)`` pairs."""
+    import torch
+
+    from canocaps.geometry import weighted_procrustes
+
+    R, t = weighted_procrustes(torch.as_tensor(src[None], dtype=torch.float64),
+                               torch.as_tensor(dst[None], dtype=torch.float64))
+    T = np.eye(4)
+    T[:3, :3] = R[0].numpy()
+    T[:3, 3] = t[0].numpy()
+    return T
+
+
+def _match_capsules(fa: CanonicalFrame, fb: CanonicalFrame) -> np.ndarray | None:
+    """Capsule-to-capsule matching by descriptor distance (Hungarian) -> Procrustes transform."""
+    if fa.keypoints is None or fb.keypoints is None or fa.descriptors is None or fb.descriptors is None:
+        return None
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    cost = cdist(fa.descriptors, fb.descriptors)
+    rows, cols = linear_sum_assignment(cost)
+    if len(rows) < 3:
+        return None
+    return _procrustes(fa.keypoints[rows], fb.keypoints[cols])
+
+
+def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
+                          which: Iterable[str] = HYPOTHESES) -> list[tuple[str, np.ndarray]]:
+    """Candidate ``(4, 4)`` transforms mapping A onto B (frames of the same normalised space).
+
+    ``which`` holds names from :data:`HYPOTHESES` or individual flips ("flip_x", ...).
+    """
+    Tb_inv = np.linalg.inv(fb.transform)
+    out: list[tuple[str, np.ndarray]] = []
+    for name in which:
+        if name == "canonical":
+            out.append(("canonical", Tb_inv @ fa.transform))
+        elif name == "flips" or name in FLIPS:
+            for fname, F in FLIPS.items():
+                if name in ("flips", fname):
+                    F4 = np.eye(4)
+                    F4[:3, :3] = F
+                    out.append((fname, Tb_inv @ F4 @ fa.transform))
+        elif name == "capsules":
+            T = _match_capsules(fa, fb)
+            if T is not None:
+                out.append(("capsules", T))
+        else:
+            raise CanocapsInputError(f"unknown registration hypothesis {name!r} (choose from "
+                                     f"{', '.join(HYPOTHESES + tuple(FLIPS))})")
+    return out
+
+
+def _default_num_points(model: Any) -> int:
+    cfg = getattr(model, "config", None)
+    n = getattr(cfg, "num_points", None)
+    return int(n) if isinstance(n, int) and n > 0 else 1024
+
+
+def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
+             max_correspondence_distance: float | None = None, icp_method: str = "point_to_plane",
+             hypotheses: Iterable[str] = HYPOTHESES, num_points: int | None = None,
+             max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
+             refine_top: int = 2, seed: int = 0,
+             device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
+    """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
+
+    Args:
+        a, b: ``(N, 3)`` / ``(M, 3)`` clouds: numpy arrays, torch tensors, Open3D point
+            clouds or meshes, trimesh objects, or file paths (any format of
+            :func:`canocaps.io.read_points`).
+        model: a canonicaliser (``canonicalize(points)`` returning ``R``, ``t``); None
+            loads the shipped weights (:func:`canocaps.load_pretrained`). A
+            :class:`canocaps.heads.baselines.PCACanonicalizer` works too.
+        refine: run ICP on each hypothesis (otherwise hypotheses are only scored).
+        max_correspondence_distance: inlier distance for ICP and scoring, input units;
+            default ``0.05 * radius(b)`` (radius: largest distance to the centroid).
+        icp_method: ``"point_to_plane"`` (normals estimated on b) or ``"point_to_point"``.
+        hypotheses: which initial alignments to try (see :data:`HYPOTHESES`).
+        num_points: points fed to the network (default: the model's training N, else 1024).
+        max_icp_points: clouds are subsampled to at most this many points for ICP/scoring.
+        icp_iterations: ICP iterations per stage for the final refinement.
+        screen_iterations: ICP iterations per stage when screening every hypothesis; the
+            ``refine_top`` best (fitness, then RMSE) are then refined fully.
+        seed: seed of the subsampling.
+        device: device for the default model (ignored when ``model`` is given).
+        names: how error messages call ``a`` and ``b`` (paths name themselves).
+
+    Returns:
+        :class:`RegistrationResult`; ``transformation`` ``(4, 4)`` maps a onto b in input units.
+
+    Raises:
+        CanocapsInputError: unreadable/empty input, NaN/inf, fewer points than capsules,
+            unknown hypothesis or ICP method.
+        CanocapsWeightsError: ``model`` is None and no shipped weights are found.
+    """
+    if model is None:
+        from canocaps.pretrained import load_pretrained
+
+        model = load_pretrained(device=device)
+    if icp_method not in _icp.ICP_METHODS:
+        raise CanocapsInputError(f"icp_method must be one of {', '.join(_icp.ICP_METHODS)}, not {icp_method!r}")
+    k = min_points_of(model)
+    pa = as_points(a, str(a) if isinstance(a, (str, os.PathLike)) else names[0], min_points=k, seed=seed)
+    pb = as_points(b, str(b) if isinstance(b, (str, os.PathLike)) else names[1], min_points=k, seed=seed)
+    hyps = tuple(hypotheses)
+    if not hyps:
+        raise CanocapsInputError("hypotheses: give at least one")
+    t0 = time.perf_counter()
+
+    ca, ra = normalization(pa)
+    cb, rb = normalization(pb)
+    s = 0.5 * (ra + rb)  # shared scale: the transform stays rigid
+    n = num_points or _default_num_points(model)
+    xa = ((subsample(pa, n, seed) - ca) / s).astype(np.float32)
+    xb = ((subsample(pb, n, seed + 1) - cb) / s).astype(np.float32)
+    fa, fb = canonical_frames(model, [xa, xb])
+    # normalised -> input units: D_x(p) = (p - c) / s ; T = D_b^-1 T_norm D_a
+    Da = np.eye(4)
+    Da[:3, :3] /= s
+    Da[:3, 3] = -ca / s
+    Db_inv = np.eye(4)
+    Db_inv[:3, :3] *= s
+    Db_inv[:3, 3] = cb
+    candidates = [(name, Db_inv @ T @ Da) for name, T in hypothesis_transforms(fa, fb, hyps)]
+    if not candidates:
+        raise CanocapsInputError("no registration hypothesis applies to this model "
+                                 "(it gives no keypoints/descriptors for 'capsules')")
+
+    dist = float(max_correspondence_distance) if max_correspondence_distance is not None \
+        else DEFAULT_DISTANCE_FACTOR * rb
+    if not np.isfinite(dist) or dist <= 0:
+        raise CanocapsInputError(f"max_correspondence_distance must be > 0, not {max_correspondence_distance}")
+    src = _icp.to_pcd(subsample(pa, max_icp_points, seed + 2))
+    tgt = _icp.to_pcd(subsample(pb, max_icp_points, seed + 3))
+    if refine and icp_method == "point_to_plane":
+        _icp.estimate_normals(tgt)
+
+    # Screen every hypothesis with a short ICP, then fully refine the most promising ones.
+    scored: list[tuple[str, _icp.IcpOutcome]] = []
+    for name, T0 in candidates:
+        out = (_icp.icp(src, tgt, T0, dist, icp_method, screen_iterations) if refine
+               else _icp.evaluate(src, tgt, T0, dist))
+        scored.append((name, out))
+    if refine:
+        order = sorted(range(len(scored)), key=lambda i: (-round(scored[i][1].fitness, 3), scored[i][1].inlier_rmse))
+        for i in order[:max(1, refine_top)]:
+            name, out = scored[i]
+            scored[i] = (name, _icp.icp(src, tgt, out.transformation, dist, icp_method, icp_iterations))
+    best: _icp.IcpOutcome | None = None
+    best_name = ""
+    scores: list[HypothesisScore] = []
+    for name, out in scored:
+        scores.append(HypothesisScore(name, out.fitness, out.inlier_rmse, out.transformation))
+        if out.better_than(best):
+            best, best_name = out, name
+    assert best is not None
+    scores.sort(key=lambda h: (-round(h.fitness, 3), h.inlier_rmse))
+    return RegistrationResult(
+        transformation=best.transformation, fitness=best.fitness, inlier_rmse=best.inlier_rmse,
+        correspondence_set=best.correspondence_set, hypothesis=best_name,
+        time_s=time.perf_counter() - t0, refined=refine, max_correspondence_distance=dist, candidates=scores)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def registration_errors(T_est: np.ndarray, T_gt: np.ndarray, points: np.ndarray) -> dict[str, float]:
+    """RRE (degrees), RTE (input units) and RMSE of ``points`` ``(N, 3)`` moved by ``T_est`` vs ``T_gt``.
+
+    RMSE is ``sqrt(mean_n ||T_est p_n - T_gt p_n||^2)``.
+    """
+    import torch
+
+    from canocaps.geometry import registration_rmse, rotation_error_deg, translation_error
+
+    Te = torch.as_tensor(np.asarray(T_est, dtype=np.float64))[None]
+    Tg = torch.as_tensor(np.asarray(T_gt, dtype=np.float64))[None]
+    p = torch.as_tensor(np.asarray(points, dtype=np.float64))[None]
+    return {
+        "rre_deg": float(rotation_error_deg(Te[:, :3, :3], Tg[:, :3, :3])[0]),
+        "rte": float(translation_error(Te[:, :3, 3], Tg[:, :3, 3])[0]),
+        "rmse": float(registration_rmse(p, Te, Tg)[0]),
+    }
+
+
+def summarize_registration(records: Sequence[dict[str, float]], rre_max_deg: float = 5.0,
+                           rte_max: float = 0.05) -> dict[str, float]:
+    """Recall (RRE < ``rre_max_deg`` and RTE < ``rte_max``), medians, means and time per pair.
+
+    ``records`` are dicts with ``rre_deg``, ``rte``, ``rmse``, ``time_s``.
+    """
+    if not records:
+        raise CanocapsInputError("no registration records to summarise")
+    rre = np.array([r["rre_deg"] for r in records])
+    rte = np.array([r["rte"] for r in records])
+    rmse = np.array([r["rmse"] for r in records])
+    tt = np.array([r["time_s"] for r in records])
+    ok = (rre < rre_max_deg) & (rte < rte_max)
+    return {
+        "pairs": int(len(records)),
+        "recall": float(ok.mean()),
+        "median_rre_deg": float(np.median(rre)),
+        "median_rte": float(np.median(rte)),
+        "mean_rre_deg": float(rre.mean()),
+        "mean_rmse": float(rmse.mean()),
+        "time_per_pair_s": float(tt.mean()),
+        "rre_max_deg": rre_max_deg,
+        "rte_max": rte_max,
+    }
+
+
+@dataclass
+class RegistrationPair:
+    """One test pair: ``b ~= T_gt a`` for two independent surface samples ``(N, 3)``."""
+
+    name: str
+    a: np.ndarray
+    b: np.ndarray
+    T_gt: np.ndarray
+
+
+def make_test_pairs(data: str = "procedural", split: str = "test", num_points: int = 1024,
+                    limit: int | None = None, **dataset_kwargs: Any) -> list[RegistrationPair]:
+    """Registration pairs from a dataset's ``split`` and the fixed test transforms.
+
+    Shape i gives two independent surface samples (``resample_views=True``); A is the
+    first moved by the view-1 test transform ``T1[i]``, B the second moved by ``T2[i]``
+    (indices modulo the number of transforms), so ``T_gt = T2[i] T1[i]^-1``. ``data``:
+    see :func:`canocaps.heads._data.open_dataset`; ``limit`` shapes are spread evenly
+    over the split; ``dataset_kwargs`` go to the dataset (e.g. ``per_class``).
+    """
+    from canocaps.heads._data import open_dataset, pick, test_transforms
+
+    ds = open_dataset(data, split, num_points, resample_views=True, **dataset_kwargs)
+    T1, T2 = test_transforms()
+    pairs = []
+    for i in (int(j) for j in pick(len(ds), limit)):
+        item = ds[i]
+        pa = _to_numpy(item["points"])
+        pb = _to_numpy(item["points_b"])
+        Ta, Tb = T1[i % len(T1)], T2[i % len(T2)]
+        a = pa @ Ta[:3, :3].T + Ta[:3, 3]
+        b = pb @ Tb[:3, :3].T + Tb[:3, 3]
+        pairs.append(RegistrationPair(f"{data}/{split}/{item.get('index', i)}", a.astype(np.float32),
+                                      b.astype(np.float32), Tb @ np.linalg.inv(Ta)))
+    if not pairs:
+        raise CanocapsInputError(f"dataset {data!r} split {split!r} gave no pairs")
+    return pairs
+
+
+def benchmark_registration(methods: dict[str, Callable[[np.ndarray, np.ndarray], RegistrationResult]],
+                           pairs: Sequence[RegistrationPair], rre_max_deg: float = 5.0, rte_max: float = 0.05,
+                           progress: bool = True, warmup: bool = True,
+                           checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Run every method on every pair; per-method summary and per-pair records.
+
+    Errors (RRE/RTE/RMSE) are measured on ``pair.a`` against ``pair.T_gt``. With
+    ``warmup``, each method first runs once on the first pair untimed (lazy imports,
+    first-call allocations), so ``time_per_pair_s`` is the steady-state time.
+    ``checkpoint``: a JSON-lines file receiving each record as it is measured; records
+    already in it (same method and pair name) are reused, so an interrupted run resumes.
+
+    Returns ``{"summary": {method: summarize_registration(...)}, "records": {method: [...]}}``.
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    ck = None
+    if checkpoint is not None:
+        from pathlib import Path
+
+        ck = Path(checkpoint)
+        if ck.is_file():
+            for line in ck.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    done[(rec["method"], rec["pair"])] = rec
+                except (ValueError, KeyError):
+                    continue  # a line cut short by an interruption
+        ck.parent.mkdir(parents=True, exist_ok=True)
+    todo = [(p, m) for p in pairs for m in methods if (m, p.name) not in done]
+    records: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    if warmup and todo:
+        for m in {m for _, m in todo}:
+            methods[m](pairs[0].a, pairs[0].b)
+    bar = tqdm(total=len(pairs) * len(methods), initial=len(pairs) * len(methods) - len(todo),
+               desc="registration", disable=not progress, unit="run")
+    fh = ck.open("a") if ck is not None else None
+    try:
+        for pair, mname in todo:
+            res = methods[mname](pair.a, pair.b)
+            rec: dict[str, Any] = {"method": mname, "pair": pair.name, "time_s": res.time_s,
+                                   "fitness": res.fitness, "hypothesis": res.hypothesis,
+                                   **registration_errors(res.transformation, pair.T_gt, pair.a)}
+            done[(mname, pair.name)] = rec
+            if fh is not None:
+                fh.write(json.dumps(rec) + "\n")
+                fh.flush()
+            bar.update(1)
+    finally:
+        bar.close()
+        if fh is not None:
+            fh.close()
+    for pair in pairs:
+        for m in methods:
+            records[m].append(done[(m, pair.name)])
+    summary = {m: summarize_registration(r, rre_max_deg, rte_max) for m, r in records.items()}
+    return {"summary": summary, "records": records}
+
+
+#: Methods :func:`registration_methods` can build.
+METHODS = ("canocaps", "fpfh", "pca")
+
+
+def registration_methods(names: Sequence[str], model: Any = None, **kwargs: Any
+                         ) -> dict[str, Callable[[np.ndarray, np.ndarray], RegistrationResult]]:
+    """Callables ``(a, b) -> RegistrationResult`` for the named methods.
+
+    ``"canocaps"``: :func:`register` with ``model``; ``"fpfh"``: Open3D FPFH + RANSAC + ICP;
+    ``"pca"``: PCA frames (canonical + flips) + ICP. ``kwargs`` (``refine``,
+    ``icp_method``, ``max_correspondence_distance``) go to every method.
+    """
+    from canocaps.heads.baselines import fpfh_ransac_icp, pca_register
+
+    out: dict[str, Callable[[np.ndarray, np.ndarray], RegistrationResult]] = {}
+    for name in names:
+        if name == "canocaps":
+            if model is None:
+                raise CanocapsInputError("method 'canocaps' needs a model")
+            out[name] = lambda a, b, _m=model: register(a, b, model=_m, **kwargs)
+        elif name == "fpfh":
+            out[name] = lambda a, b: fpfh_ransac_icp(a, b, **kwargs)
+        elif name == "pca":
+            out[name] = lambda a, b: pca_register(a, b, **kwargs)
+        else:
+            raise CanocapsInputError(f"unknown registration method {name!r} (choose from {', '.join(METHODS)})")
+    if not out:
+        raise CanocapsInputError("no registration method given")
+    return out

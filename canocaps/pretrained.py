@@ -1,0 +1,112 @@
+"""Find and load the shipped Canonical Capsules weights.
+
+Weights are looked up, in order, in ``$CANOCAPS_WEIGHTS_DIR`` and in the repository's
+``pretrained/`` folder. Nothing is ever downloaded. ``name`` may also be a path to a
+weights file written by :meth:`canocaps.model.CanonicalCapsules.save` (or exported from
+a training run with ``canocaps.model.training.export_weights``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from canocaps.errors import CanocapsWeightsError
+
+if TYPE_CHECKING:
+    from canocaps.model import CanonicalCapsules
+
+__all__ = ["DEFAULT_WEIGHTS", "WEIGHTS_ENV", "weights_dirs", "available_weights", "resolve_weights",
+           "resolve_device", "load_pretrained"]
+
+#: Name of the weights :func:`load_pretrained` loads by default.
+DEFAULT_WEIGHTS = "canocaps_procedural_cpu"
+#: Environment variable naming an extra folder of weights (searched first).
+WEIGHTS_ENV = "CANOCAPS_WEIGHTS_DIR"
+
+_REPO_PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def weights_dirs() -> list[Path]:
+    """Folders searched for named weights, in order."""
+    dirs = []
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        dirs.append(Path(env).expanduser())
+    dirs.append(_REPO_PRETRAINED)
+    return dirs
+
+
+def available_weights() -> list[str]:
+    """Names (file stems) of the ``*.pt`` weights found in :func:`weights_dirs`."""
+    names: list[str] = []
+    for d in weights_dirs():
+        if d.is_dir():
+            names += [p.stem for p in sorted(d.glob("*.pt")) if p.stem not in names]
+    return names
+
+
+def resolve_weights(name: str | os.PathLike | None = None) -> Path:
+    """The weights file for ``name`` (None = :data:`DEFAULT_WEIGHTS`; a name or a path).
+
+    Raises :class:`CanocapsWeightsError` (one line: where it looked, how to get weights).
+    """
+    name = DEFAULT_WEIGHTS if name is None else name
+    p = Path(name).expanduser()
+    looks_like_path = isinstance(name, os.PathLike) or os.sep in str(name) or p.suffix == ".pt"
+    if p.is_file():
+        return p
+    if looks_like_path and (p.is_absolute() or p.parent != Path(".")):
+        raise CanocapsWeightsError(f"weights file {p} not found")
+    stem = p.name[:-3] if p.name.endswith(".pt") else p.name
+    for d in weights_dirs():
+        cand = d / f"{stem}.pt"
+        if cand.is_file():
+            return cand
+    where = ", ".join(str(d) for d in weights_dirs())
+    have = available_weights()
+    hint = f" (available: {', '.join(have)})" if have else ""
+    raise CanocapsWeightsError(
+        f"weights {stem!r} not found in {where}{hint}; set ${WEIGHTS_ENV}, pass a path, "
+        f"or train your own: canocaps train --config capsules_cpu --out runs/x")
+
+
+def resolve_device(device: Any = None) -> Any:
+    """``None``/``"auto"`` -> CUDA when available else CPU; anything else -> ``torch.device``."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        from canocaps.errors import CanocapsInputError
+
+        raise CanocapsInputError(f"--device: unknown device {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from canocaps.errors import CanocapsInputError
+
+        raise CanocapsInputError(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+def load_pretrained(name: str | os.PathLike | None = None, device: Any = None) -> "CanonicalCapsules":
+    """Load shipped (or any saved) Canonical Capsules weights, in eval mode.
+
+    Args:
+        name: weights name (default :data:`DEFAULT_WEIGHTS`, the model trained on the
+            bundled procedural shapes) or a path to a ``.pt`` weights file.
+        device: ``"cpu"``, ``"cuda"``, a ``torch.device``; None/"auto" picks CUDA if present.
+
+    Returns:
+        :class:`canocaps.model.CanonicalCapsules` on ``device``; use ``model.canonicalize(points)``.
+
+    Raises:
+        CanocapsWeightsError: weights not found or unreadable.
+    """
+    path = resolve_weights(name)  # before importing torch: a missing file fails fast
+    dev = resolve_device(device)
+    from canocaps.model import CanonicalCapsules
+
+    model = CanonicalCapsules.load(path, map_location=dev)
+    return model.to(dev).eval()

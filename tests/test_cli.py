@@ -1,0 +1,206 @@
+"""The ``canocaps`` command: through the real console script for the error contract,
+in-process (``canocaps.cli.main``) for the rest (each subprocess pays the torch import)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from canocaps.cli import main
+from canocaps.io import write_points
+from canocaps.model import CanonicalCapsules, CapsulesConfig
+
+SCRIPT = Path(sys.executable).with_name("canocaps")
+
+
+def cloud(n: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v *= [1.0, 0.6, 0.3]
+    v[v[:, 0] > 0.5, 0] += 0.3
+    v[v[:, 1] > 0.3, 1] += 0.2
+    return v.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    CanonicalCapsules(CapsulesConfig.preset("cpu", num_points=128, feat_dim=16, num_capsules=8,
+                                            canon_hidden=(32,), decoder_bottleneck=32, num_blocks=1)).save(d / "tiny.pt")
+    a = cloud(600, 1)
+    R = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    write_points(d / "a.ply", a)
+    write_points(d / "b.ply", (a @ R.T + [0.1, 0.0, 0.05]).astype(np.float32))
+    (d / "empty.xyz").write_text("")
+    np.savetxt(d / "nan.xyz", np.array([[0, 0, 0], [np.nan, 1, 1], [1, 1, 1]]))
+    np.savetxt(d / "few.xyz", np.random.default_rng(0).random((5, 3)))
+    (d / "exists.ply").write_text("keep me")
+    return d
+
+
+def run_script(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    exe = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "canocaps"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CANOCAPS_WEIGHTS_DIR": str(cwd / "no-weights-here")}
+    return subprocess.run(exe + args, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_console_script_register_json(files):
+    r = run_script(["register", "a.ply", "b.ply", "--weights", "tiny.pt", "--json", "-o", "moved.ply"], files)
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    T = np.asarray(d["transform"])
+    assert T.shape == (4, 4) and np.allclose(T[3], [0, 0, 0, 1])
+    assert {"fitness", "inlier_rmse", "time_s", "hypothesis"} <= set(d)
+    assert (files / "moved.ply").is_file() and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["register", "empty.xyz", "b.ply", "--weights", "tiny.pt"], ["empty.xyz", "empty"]),
+    (["register", "nan.xyz", "b.ply", "--weights", "tiny.pt"], ["nan.xyz", "NaN"]),
+    (["register", "missing.ply", "b.ply", "--weights", "tiny.pt"], ["missing.ply"]),
+    (["register", "few.xyz", "b.ply", "--weights", "tiny.pt"], ["few.xyz", "5 points"]),
+    (["register", "a.ply", "b.ply", "--weights", "not_shipped"], ["weights", "not_shipped", "no-weights-here"]),
+    (["register", "a.ply", "b.ply", "--weights", "tiny.pt", "-o", "exists.ply"], ["exists.ply", "--force"]),
+    (["register", "a.ply", "--no-such-flag"], ["usage"]),
+])
+def test_console_script_errors_are_one_line(files, args, words):
+    r = run_script(args, files)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    err = r.stderr.strip()
+    for w in words:
+        assert w in err, err
+    if args[-1] != "--no-such-flag":  # argparse prints its usage first; ours is one line
+        assert err.count("\n") == 0 and err.startswith("canocaps: error: ")
+    assert (files / "exists.ply").read_text() == "keep me"
+
+
+def test_help_and_version_are_fast_and_light(files):
+    r = run_script(["--version"], files)
+    assert r.returncode == 0 and r.stdout.startswith("canocaps ")
+    code = ("import sys, canocaps.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('torch', 'open3d', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_register_text_output_and_force(files, capsys):
+    args = ["register", str(files / "a.ply"), str(files / "b.ply"), "--weights", str(files / "tiny.pt"),
+            "-o", str(files / "again.ply"), "--icp", "point_to_point"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "transform (maps A onto B)" in out and "fitness" in out
+    assert main(args) == 2 and "exists" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    capsys.readouterr()
+    assert main(["register", str(files / "a.ply"), str(files / "b.ply"), "--method", "pca", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["method"] == "pca" and d["fitness"] > 0.9
+
+
+def test_canonicalize_and_reconstruct(files, capsys):
+    from canocaps.io import read_points
+
+    w = ["--weights", str(files / "tiny.pt")]
+    out = files / "canon.ply"
+    assert main(["canonicalize", str(files / "a.ply"), "-o", str(out), "--json", *w]) == 0
+    d = json.loads(capsys.readouterr().out)
+    R, t = np.asarray(d["R"]), np.asarray(d["t"])
+    a = read_points(files / "a.ply")
+    np.testing.assert_allclose(read_points(out), a @ R.T + t, atol=1e-4)
+    assert np.asarray(d["keypoints"]).shape == (8, 3)
+    rec = files / "rec.xyz"
+    assert main(["reconstruct", str(files / "a.ply"), "-o", str(rec), *w]) == 0
+    assert "chamfer" in capsys.readouterr().out
+    assert read_points(rec).shape == (8 * (128 // 8), 3)
+
+
+def test_errors_in_process(files, capsys, monkeypatch):
+    assert main(["extras", "no_such_extra"]) == 2
+    assert "unknown extra" in capsys.readouterr().err
+    assert main(["train"]) == 2 and "--config" in capsys.readouterr().err
+    assert main(["train", "--config", "nope", "--out", str(files / "run")]) == 2
+    assert "capsules_cpu" in capsys.readouterr().err  # names the bundled configs
+    assert main(["train", "--resume", str(files / "run")]) == 2  # nothing to resume
+    assert "resume" in capsys.readouterr().err
+    assert main(["plot", str(files / "nowhere")]) == 2
+    assert main(["register", str(files / "a.ply"), str(files / "b.ply"), "--device", "warp"]) == 2
+    capsys.readouterr()
+
+    import canocaps.commands.register as reg
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reg, "run", interrupted)
+    assert main(["register", "x", "y"]) == 130
+    assert capsys.readouterr().err.strip() == "canocaps: interrupted"
+
+    def bug(args):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(reg, "run", bug)
+    assert main(["register", "x", "y"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("canocaps: error: internal error: ZeroDivisionError") and "\n" not in err
+
+
+def test_eval_tasks_on_procedural_data(files, capsys):
+    w = ["--weights", str(files / "tiny.pt"), "--per-class", "1", "--no-progress"]
+    out = files / "reg.json"
+    assert main(["eval", "registration", "--limit", "3", "--methods", "canocaps,pca", "--json-out", str(out), *w]) == 0
+    table = capsys.readouterr().out
+    assert "| canocaps" in table and "| pca" in table and "recall" in table
+    d = json.loads(out.read_text())
+    assert d["summary"]["pca"]["pairs"] == 3 and len(d["records"]["canocaps"]) == 3
+    assert 0 <= d["summary"]["canocaps"]["recall"] <= 1
+    assert main(["eval", "reconstruction", "--limit", "3", "--json", *w]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["shapes"] == 3 and rec["chamfer_mean"] > 0 and "squared" in rec["convention"]
+    assert rec["num_input"] == 128 and rec["num_decoded"] == 8 * (128 // 8)  # the model's N by default
+    assert main(["eval", "stability", "--limit", "2", "--num-copies", "3", "--json", *w]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert set(st) == {"canocaps", "pca"} and all(v["rre_deg"] >= 0 for v in st.values())
+    assert main(["eval", "classification", "--json", *w]) == 0
+    cl = json.loads(capsys.readouterr().out)
+    assert cl["num_classes"] == 14 and cl["num_train"] == cl["num_test"] == 14
+    assert 0 <= cl["svm_accuracy"] <= 1 and 0 <= cl["kmeans_accuracy"] <= 1
+    assert main(["eval", "registration", "--data", str(files / "nowhere"), *w]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_demo_writes_its_picture_once(files, capsys):
+    from canocaps.commands.demo import demo_dir
+
+    if not (demo_dir() / "gt_transform.txt").is_file():
+        pytest.fail(f"bundled demo pair missing in {demo_dir()}")
+    outdir = files / "demo"
+    args = ["demo", "--weights", str(files / "tiny.pt"), "--out-dir", str(outdir)]
+    assert main(args + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (outdir / "demo_registration.png").stat().st_size > 1000
+    assert d["rre_deg"] >= 0 and np.asarray(d["transform"]).shape == (4, 4)
+    assert main(args) == 2 and "exists" in capsys.readouterr().err
+
+
+def test_extras_dispatch(capsys):
+    from canocaps.commands.extras import available
+
+    names = available()
+    assert {"dni", "mechanics", "trajectories"} <= set(names)
+    with pytest.raises(SystemExit) as ei:
+        main(["extras", "--help"])
+    out = capsys.readouterr().out
+    assert ei.value.code == 0 and all(n in out for n in names), out
+    try:  # the extra's own parser prints its help and exits 0 (or returns 0)
+        code = main(["extras", "dni", "--help"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 0 and "usage" in capsys.readouterr().out.lower()

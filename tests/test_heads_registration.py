@@ -1,0 +1,267 @@
+"""Registration head: hypotheses, ICP, input forms, metrics, baselines."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from canocaps.errors import CanocapsInputError
+from canocaps.heads.baselines import PCACanonical, PCACanonicalizer, fpfh_ransac_icp, pca_register
+from canocaps.heads.registration import (
+    benchmark_registration,
+    register,
+    registration_errors,
+    registration_methods,
+    summarize_registration,
+)
+from canocaps.heads.results import RegistrationResult
+
+
+def shape(n: int, seed: int) -> np.ndarray:
+    """An ellipsoid with a step along each axis: no symmetry, so its PCA frame is unambiguous.
+
+    Independent surface samples per seed."""
+    r = np.random.default_rng(seed)
+    v = r.normal(size=(n, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v *= [1.0, 0.6, 0.3]
+    v[v[:, 0] > 0.5, 0] += 0.3
+    v[v[:, 1] > 0.3, 1] += 0.2
+    v[v[:, 2] > 0.15, 2] += 0.1
+    return v.astype(np.float32)
+
+
+def rigid(seed: int, t_scale: float = 0.2) -> np.ndarray:
+    R, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    if np.linalg.det(R) < 0:
+        R[:, 0] *= -1
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = np.random.default_rng(seed + 100).uniform(-t_scale, t_scale, 3)
+    return T
+
+
+def move(T: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return (p @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = shape(1200, 1)
+    T = rigid(7)
+    return a, move(T, shape(1200, 2)), T
+
+
+class FlipSecond:
+    """PCA frames, but the second cloud of each batch gets its frame turned 180 deg about z."""
+
+    num_capsules = 3
+
+    def canonicalize(self, points: torch.Tensor) -> PCACanonical:
+        res = PCACanonicalizer().canonicalize(points)
+        F = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=res.R.dtype))
+        R, t = res.R.clone(), res.t.clone()
+        R[1], t[1] = F @ R[1], F @ t[1]
+        return PCACanonical(points @ R.transpose(-1, -2).float() + t[:, None].float(), R, t)
+
+
+class CapsuleOracle:
+    """Garbage frames; keypoints = first K points (equivariant when B is A moved, same order),
+    descriptors = one-hot, listed in a different capsule order for the second cloud."""
+
+    num_capsules = 6
+
+    def canonicalize(self, points: torch.Tensor) -> PCACanonical:
+        B, K = points.shape[0], self.num_capsules
+        kp = points[:, :K].double().clone()
+        desc = torch.eye(K, dtype=torch.float64).expand(B, K, K).clone()
+        perm = torch.tensor([3, 0, 5, 1, 4, 2])
+        kp[1], desc[1] = kp[1][perm], desc[1][perm]
+        R = torch.stack([torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([1.0, -1.0, -1.0]))])[:B]
+        res = PCACanonical(points, R, torch.zeros(B, 3, dtype=torch.float64))
+        res.keypoints, res.descriptors = kp, desc
+        return res
+
+
+def test_pca_registration_recovers_rigid_transform(pair):
+    a, b, T = pair
+    res = pca_register(a, b)
+    err = registration_errors(res.transformation, T, a)
+    assert err["rre_deg"] < 1.0 and err["rte"] < 0.01, err
+    assert res.hypothesis == "canonical", [(c.name, c.fitness) for c in res.candidates]
+    assert res.fitness > 0.8 and res.refined
+    R = res.rotation
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-6)
+    assert np.linalg.det(R) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_flip_hypothesis_fixes_an_ambiguous_frame(pair):
+    a, b, T = pair
+    only_canonical = register(a, b, model=FlipSecond(), hypotheses=("canonical",), refine=False)
+    assert registration_errors(only_canonical.transformation, T, a)["rre_deg"] > 90
+    res = register(a, b, model=FlipSecond(), hypotheses=("canonical", "flips"), refine=False)
+    assert res.hypothesis == "flip_z"
+    assert registration_errors(res.transformation, T, a)["rre_deg"] < 5
+    assert {c.name for c in res.candidates} == {"canonical", "flip_x", "flip_y", "flip_z"}
+
+
+def test_capsule_hypothesis_matches_descriptors():
+    a = shape(400, 3)
+    T = rigid(11)
+    b = move(T, a)  # same points, same order: the oracle's keypoints correspond
+    res = register(a, b, model=CapsuleOracle(), hypotheses=("canonical", "flips", "capsules"), refine=False,
+                   num_points=400)
+    assert res.hypothesis == "capsules"
+    err = registration_errors(res.transformation, T, a)
+    assert err["rre_deg"] < 1e-3 and err["rte"] < 1e-4
+    assert res.fitness == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["point_to_plane", "point_to_point"])
+def test_icp_refines_a_perturbed_start(pair, method):
+    a, b, T = pair
+    # start from the PCA alignment of independent samples (degrees off): ICP must tighten it
+    res = register(a, b, model=FlipSecond(), hypotheses=("flip_z",), icp_method=method)
+    rough = register(a, b, model=FlipSecond(), hypotheses=("flip_z",), refine=False)
+    e_ref = registration_errors(res.transformation, T, a)
+    assert e_ref["rre_deg"] < 1.0, e_ref
+    assert res.inlier_rmse <= rough.inlier_rmse + 1e-9
+
+
+def test_input_forms_agree(pair, tmp_path):
+    import open3d as o3d
+    import trimesh
+
+    from canocaps.io import write_points
+
+    a, b, _ = pair
+    kw = dict(model=PCACanonicalizer(), hypotheses=("canonical", "flips"), refine=False)
+    ref = register(a, b, **kw).transformation
+    write_points(tmp_path / "a.ply", a)
+    pa = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(a.astype(np.float64)))
+    for a_form in (torch.from_numpy(a), pa, trimesh.PointCloud(a), tmp_path / "a.ply", str(tmp_path / "a.ply"),
+                   a[None]):
+        np.testing.assert_allclose(register(a_form, b, **kw).transformation, ref, atol=1e-5)
+
+
+def test_units_do_not_matter(pair):
+    a, b, T = pair
+    r1 = pca_register(a, b)
+    r100 = pca_register(a * 100.0, b * 100.0)
+    np.testing.assert_allclose(r100.rotation, r1.rotation, atol=1e-3)
+    np.testing.assert_allclose(r100.translation, 100 * r1.translation, atol=0.1)
+    assert r100.max_correspondence_distance == pytest.approx(100 * r1.max_correspondence_distance, rel=1e-5)
+
+
+def test_bad_inputs_raise_one_line_errors(pair):
+    a, b, _ = pair
+    bad = a.copy()
+    bad[3, 1] = np.nan
+    cases = [
+        (dict(a=bad, b=b), "a"),
+        (dict(a=a[:2], b=b), "a"),
+        (dict(a=a, b=np.zeros((10, 2), np.float32)), "b"),
+        (dict(a=a, b=b, hypotheses=("nope",)), "hypothesis"),
+        (dict(a=a, b=b, icp_method="plane"), "icp_method"),
+        (dict(a=a, b=b, max_correspondence_distance=-1.0), "max_correspondence_distance"),
+    ]
+    for kwargs, word in cases:
+        with pytest.raises(CanocapsInputError) as ei:
+            register(model=PCACanonicalizer(), **kwargs)
+        msg = str(ei.value)
+        assert word in msg and "\n" not in msg, msg
+
+
+def test_capsules_hypothesis_needs_capsules(pair):
+    a, b, _ = pair
+    with pytest.raises(CanocapsInputError, match="capsules"):
+        register(a, b, model=PCACanonicalizer(), hypotheses=("capsules",))
+
+
+def test_result_converts(pair):
+    a, b, _ = pair
+    res = pca_register(a, b)
+    d = json.loads(json.dumps(res.to_dict()))
+    assert np.asarray(d["transform"]).shape == (4, 4)
+    assert d["hypothesis"] == res.hypothesis and d["correspondences"] == res.num_correspondences > 0
+    o = res.to_open3d()
+    np.testing.assert_allclose(np.asarray(o.transformation), res.transformation)
+    assert len(o.correspondence_set) == res.num_correspondences
+    assert "fitness" in repr(res) and "transform" in res.summary()
+    np.testing.assert_allclose(res.apply(a), move(res.transformation, a), atol=1e-5)
+
+
+def test_registration_errors_and_summary():
+    p = shape(300, 5)
+    T = rigid(3)
+    off = np.eye(4)
+    c, s = np.cos(np.radians(10)), np.sin(np.radians(10))
+    off[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+    off[:3, 3] = [0.03, 0.0, 0.04]
+    e = registration_errors(off @ T, T, p)
+    assert e["rre_deg"] == pytest.approx(10.0, abs=1e-6)
+    moved_est, moved_gt = move(off @ T, p), move(T, p)
+    assert e["rmse"] == pytest.approx(float(np.sqrt(((moved_est - moved_gt) ** 2).sum(1).mean())), rel=1e-4)
+    recs = [dict(rre_deg=1.0, rte=0.01, rmse=0.1, time_s=1.0), dict(rre_deg=6.0, rte=0.01, rmse=0.2, time_s=2.0),
+            dict(rre_deg=2.0, rte=0.06, rmse=0.3, time_s=3.0)]
+    s_ = summarize_registration(recs)
+    assert s_["recall"] == pytest.approx(1 / 3) and s_["median_rre_deg"] == 2.0
+    assert s_["time_per_pair_s"] == pytest.approx(2.0) and s_["pairs"] == 3
+    with pytest.raises(CanocapsInputError):
+        summarize_registration([])
+
+
+def test_fpfh_baseline_and_benchmark_loop(pair):
+    from canocaps.heads.registration import RegistrationPair
+
+    a, b, T = pair
+    res = fpfh_ransac_icp(a, b)
+    assert isinstance(res, RegistrationResult) and res.hypothesis == "ransac"
+    assert registration_errors(res.transformation, T, a)["rre_deg"] < 2.0
+    pairs = [RegistrationPair("p0", a, b, T), RegistrationPair("p1", b, a, np.linalg.inv(T))]
+    out = benchmark_registration(registration_methods(["pca"], None), pairs, progress=False)
+    assert out["summary"]["pca"]["recall"] == 1.0 and len(out["records"]["pca"]) == 2
+    with pytest.raises(CanocapsInputError):
+        registration_methods(["canocaps"], None)
+    with pytest.raises(CanocapsInputError):
+        registration_methods(["icp9000"], None)
+
+
+def test_benchmark_resumes_from_its_checkpoint(pair, tmp_path):
+    from canocaps.heads.registration import RegistrationPair
+
+    a, b, T = pair
+    pairs = [RegistrationPair(f"p{i}", a, b, T) for i in range(3)]
+    calls = []
+
+    def method(x, y):
+        calls.append(1)
+        return pca_register(x, y, refine=False)
+
+    ck = tmp_path / "bench.partial.jsonl"
+    first = benchmark_registration({"pca": method}, pairs[:2], progress=False, warmup=False, checkpoint=ck)
+    assert len(calls) == 2 and len(ck.read_text().splitlines()) == 2
+    with ck.open("a") as fh:
+        fh.write('{"method": "pca", "pair": "p2", "rre')  # a record cut short by a crash
+    out = benchmark_registration({"pca": method}, pairs, progress=False, warmup=False, checkpoint=ck)
+    assert len(calls) == 3  # only p2 was measured again
+    assert [r["pair"] for r in out["records"]["pca"]] == ["p0", "p1", "p2"]
+    assert out["records"]["pca"][0] == first["records"]["pca"][0]
+
+
+def test_meshes_are_sampled_on_their_surface():
+    import open3d as o3d
+    import trimesh
+
+    from canocaps.heads._inputs import MESH_SAMPLES, as_points
+
+    box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    for mesh in (box, o3d.geometry.TriangleMesh.create_box(2.0, 1.0, 0.5)):
+        p = as_points(mesh, "mesh")
+        assert p.shape == (MESH_SAMPLES, 3) and p.dtype == np.float32
+        extent = p.max(0) - p.min(0)
+        np.testing.assert_allclose(extent, [2.0, 1.0, 0.5], atol=0.05)
+    with pytest.raises(CanocapsInputError, match="mesh"):
+        as_points(o3d.geometry.LineSet(), "mesh")
