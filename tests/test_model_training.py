@@ -156,12 +156,13 @@ def test_run_training_resume_export_and_evaluate(tmp_path):
 def test_plot_curves_and_cli_errors(tmp_path, capsys):
     from canocaps.errors import OutputExistsError
     from canocaps.model.__main__ import main
-    from canocaps.model.curves import plot_training_curves, read_metrics
+    from canocaps.viz.curves import plot_training_curves, read_metrics
 
     csv = tmp_path / "metrics.csv"
-    rows = ["loss,reconstruction,step,val/loss,val/equivariance_deg,val/chamfer"]
-    rows += [f"{2.0 / s},{0.1 / s},{s},," for s in range(1, 30)]
-    rows += ["," * 2 + "30,0.5,40.0,0.02"]
+    losses = "reconstruction,localization,equilibrium,equivariance,invariance,canonical"
+    rows = [f"loss,{losses},step,val/loss,val/equivariance_deg,val/chamfer"]
+    rows += [f"{2.0 / s}," + ",".join(f"{0.1 * (j + 1) / s}" for j in range(6)) + f",{s},,," for s in range(1, 30)]
+    rows += ["," * 7 + "30,0.5,40.0,0.02"]
     csv.write_text("\n".join(rows) + "\n")
     assert len(read_metrics(csv)) == 30 and read_metrics(csv)[-1]["val/equivariance_deg"] == 40.0
     png = plot_training_curves(csv, tmp_path / "c.png")

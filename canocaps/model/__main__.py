@@ -1,10 +1,11 @@
-"""``python -m canocaps.model {train,evaluate,export,plot}``: the model's run tools.
+"""``python -m canocaps.model {train,evaluate,export}``: the model's run tools.
 
     python -m canocaps.model train --config canocaps/train/configs/capsules_cpu.yaml --out runs/x
     python -m canocaps.model train --resume runs/x
     python -m canocaps.model export runs/x/best.pt weights.pt
     python -m canocaps.model evaluate weights.pt --split test --json metrics.json
-    python -m canocaps.model plot runs/x/metrics.csv curves.png
+
+Training curves: ``canocaps plot runs/x -o curves.png``.
 
 Errors print one line on stderr and exit with status 2.
 """
@@ -41,11 +42,6 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("out")
     x.add_argument("--force", action="store_true")
-    p = sub.add_parser("plot", help="metrics.csv -> training curves PNG")
-    p.add_argument("metrics")
-    p.add_argument("out")
-    p.add_argument("--title", default=None)
-    p.add_argument("--force", action="store_true")
     return ap
 
 
@@ -66,10 +62,6 @@ def main(argv: list[str] | None = None) -> int:
             from canocaps.model.training import export_weights
 
             export_weights(a.checkpoint, a.out, force=a.force)
-        elif a.cmd == "plot":
-            from canocaps.model.curves import plot_training_curves
-
-            plot_training_curves(a.metrics, a.out, force=a.force, title=a.title)
         elif a.cmd == "evaluate":
             import torch
 
