@@ -298,3 +298,31 @@ def test_callback_state_survives_resume_with_other_builtin_callbacks(tmp_path):
     second = Counter()  # progress bar now on: the callback list differs, states must still match by class
     Trainer(config(progress=True), callbacks=[second], out_dir=tmp_path).fit(LinearRegression(), data, resume=True)
     assert first.steps == 5 and second.steps == 3 * 8
+
+
+SIGTERM_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from test_train import LinearRegression, regression_data, config
+    from canocaps.train import Callback, Trainer
+
+    class TermAt(Callback):
+        def on_step_end(self, trainer, module, outputs):
+            if trainer.global_step == 7:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        Trainer(config(), callbacks=[TermAt()], out_dir={out!r}).fit(LinearRegression(), regression_data())
+    except KeyboardInterrupt:
+        sys.exit(3)
+""")
+
+
+def test_sigterm_saves_position_like_ctrl_c(tmp_path):
+    script = tmp_path / "term.py"
+    script.write_text(SIGTERM_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "run")))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 3, proc.stderr[-1000:]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert state["trainer"]["global_step"] == 7

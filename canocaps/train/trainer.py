@@ -12,8 +12,11 @@ AMP scaler, random generators, callback states and the position inside the epoch
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -84,6 +87,24 @@ class _StepRunner(torch.nn.Module):
 
     def forward(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
         return self.module.training_step(batch, step)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM (``kill``, cluster pre-emption) into ``KeyboardInterrupt`` while training,
+    so the position is saved the same way as on Ctrl-C. No-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
@@ -220,7 +241,8 @@ class Trainer:
         """Train ``module`` on ``train_data``; evaluate on ``val_data`` every ``eval_every_epochs``.
 
         ``resume=True`` continues from ``out_dir/last.pt``; a path resumes from that file.
-        On Ctrl-C the position is saved to ``last.pt`` before ``KeyboardInterrupt`` propagates.
+        On Ctrl-C or SIGTERM the position is saved to ``last.pt`` before ``KeyboardInterrupt``
+        propagates.
         """
         cfg = self.config
         if not hasattr(module, "training_step"):
@@ -254,7 +276,8 @@ class Trainer:
 
         self.callbacks.on_fit_start(self, module)
         try:
-            self._run_epochs(module, runner, train_loader, val_loader, use_amp)
+            with _sigterm_as_interrupt():
+                self._run_epochs(module, runner, train_loader, val_loader, use_amp)
         except KeyboardInterrupt:
             self.save(module)
             if self.is_main_process:
