@@ -326,3 +326,15 @@ def test_sigterm_saves_position_like_ctrl_c(tmp_path):
     assert proc.returncode == 3, proc.stderr[-1000:]
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert state["trainer"]["global_step"] == 7
+
+
+def test_build_optimizer_accepts_parameter_groups():
+    from canocaps.train.optim import build_optimizer
+
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    b.bias.requires_grad_(False)
+    opt = build_optimizer([{"params": list(a.parameters())}, {"params": list(b.parameters()), "lr": 0.5}],
+                          config(optimizer="sgd", momentum=0.9, lr=0.1))
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 1]
+    assert all(g["momentum"] == 0.9 for g in opt.param_groups)

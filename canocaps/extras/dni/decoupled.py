@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.dni.feedback import DirectFeedbackSG, to_feedback_alignment
 from canocaps.extras.dni.synthetic import make_sg
+from canocaps.train.optim import build_optimizer
 
 if TYPE_CHECKING:  # pragma: no cover
     from canocaps.train import TrainConfig
@@ -271,9 +272,4 @@ class DNIModule(nn.Module):
         groups = [{"params": net, "lr": config.lr}]
         if sgs:
             groups.append({"params": sgs, "lr": config.lr * self.sg_lr_scale})
-        if config.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-        if config.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, dampening=config.dampening,
-                               nesterov=config.nesterov, weight_decay=config.weight_decay)
+        return build_optimizer(groups, config)
