@@ -17,8 +17,14 @@ fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
-python -m pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
+log=.venv/setup.log
+step() {  # run quietly; show the log only when the step fails
+  echo "[setup] $1"; shift
+  "$@" >>"$log" 2>&1 || { cat "$log" >&2; echo "[setup] failed: $*" >&2; exit 1; }
+}
+: >"$log"
+python -m pip install -q --upgrade pip >>"$log" 2>&1 || echo "[setup] (pip upgrade skipped)"
 # torch first and pinned: a plain 'torch' requirement would pull a multi-GB CUDA build.
-python -c 'import torch' 2>/dev/null || python -m pip install -q torch==2.13.0 2>&1 | grep -v 'is ignored' || true
-python -m pip install -q -e '.[test,triton]' 2>&1 | grep -v 'is ignored' || true
+python -c 'import torch' 2>/dev/null || step "installing torch 2.13.0 (CPU build)" python -m pip install -q torch==2.13.0
+step "installing canocaps with test extras" python -m pip install -q -e '.[test,triton]'
 python -c 'import canocaps, torch, open3d; print(f"[setup] canocaps {canocaps.__version__}, torch {torch.__version__}, open3d {open3d.__version__}")'
