@@ -338,3 +338,11 @@ def test_build_optimizer_accepts_parameter_groups():
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
     assert [len(g["params"]) for g in opt.param_groups] == [2, 1]
     assert all(g["momentum"] == 0.9 for g in opt.param_groups)
+
+
+def test_changed_lr_takes_effect_on_resume(tmp_path):
+    data = regression_data()
+    Trainer(config(max_steps=5, optimizer="sgd", lr=0.05), out_dir=tmp_path).fit(LinearRegression(), data)
+    trainer = Trainer(config(optimizer="sgd", lr=0.005), out_dir=tmp_path)
+    trainer.fit(LinearRegression(), data, resume=True)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)

@@ -223,6 +223,12 @@ class Trainer:
         module.load_state_dict(state["module"])
         if state.get("optimizer") and self.optimizer:
             self.optimizer.load_state_dict(state["optimizer"])
+            saved_lr = state.get("config", {}).get("lr")
+            if saved_lr and saved_lr != self.config.lr:  # a new lr in the config takes effect on resume
+                for group in self.optimizer.param_groups:
+                    for key in ("lr", "initial_lr"):
+                        if key in group:
+                            group[key] = group[key] * self.config.lr / saved_lr
         if state.get("scheduler") and self.scheduler:
             self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler") and self.scaler:
