@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="run config YAML (optional with --resume)")
     t.add_argument("--out", help="run directory")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
-    t.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
+    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config overrides (repeatable)")
     e = sub.add_parser("evaluate", help="metrics of a weights file on a data split")
     e.add_argument("weights")
     e.add_argument("--data", default="procedural")
