@@ -25,6 +25,20 @@ _BIG = tl.constexpr(2**31 - 1)  # index sentinel: "no point"
 
 
 @triton.jit
+def _tile_sqdist(x0, xb, yc, sxd, syd, row_ok, col_ok, D: tl.constexpr):
+    """Exact squared distances (BLOCK_N, BLOCK_M) between a block of x rows and a tile of y
+    columns, from coordinate differences (no |x|^2 + |y|^2 - 2xy cancellation); invalid
+    columns are +inf. ``x0`` is the rows' first coordinate, already loaded."""
+    diff = x0[:, None] - tl.load(yc, mask=col_ok, other=0.0)[None, :]
+    d = diff * diff
+    for j in tl.static_range(1, D):
+        xj = tl.load(xb + j * sxd, mask=row_ok, other=0.0)
+        diff = xj[:, None] - tl.load(yc + j * syd, mask=col_ok, other=0.0)[None, :]
+        d = d + diff * diff
+    return tl.where(col_ok[None, :], d, float("inf"))
+
+
+@triton.jit
 def _nn1_kernel(x_ptr, y_ptr, lx_ptr, ly_ptr, out_ptr, N,
                 sxb, sxn, sxd, syb, sym, syd,
                 D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
@@ -44,13 +58,7 @@ def _nn1_kernel(x_ptr, y_ptr, lx_ptr, ly_ptr, out_ptr, N,
         cols = m0 + tl.arange(0, BLOCK_M)
         col_ok = cols < m_len
         yc = yb + cols.to(tl.int64) * sym
-        diff = x0[:, None] - tl.load(yc, mask=col_ok, other=0.0)[None, :]
-        d = diff * diff
-        for j in tl.static_range(1, D):
-            xj = tl.load(xb + j * sxd, mask=row_ok, other=0.0)
-            diff = xj[:, None] - tl.load(yc + j * syd, mask=col_ok, other=0.0)[None, :]
-            d = d + diff * diff
-        d = tl.where(col_ok[None, :], d, float("inf"))
+        d = _tile_sqdist(x0, xb, yc, sxd, syd, row_ok, col_ok, D)
         tmin = tl.min(d, axis=1)
         targ = tl.min(tl.where(d == tmin[:, None], cols[None, :], _BIG), axis=1)
         upd = tmin < best_d  # strict: an earlier (lower) index wins a tie
@@ -82,13 +90,7 @@ def _knn_kernel(x_ptr, y_ptr, lx_ptr, ly_ptr, out_ptr, N,
         cols = m0 + tl.arange(0, BLOCK_M)
         col_ok = cols < m_len
         yc = yb + cols.to(tl.int64) * sym
-        diff = x0[:, None] - tl.load(yc, mask=col_ok, other=0.0)[None, :]
-        d = diff * diff
-        for j in tl.static_range(1, D):
-            xj = tl.load(xb + j * sxd, mask=row_ok, other=0.0)
-            diff = xj[:, None] - tl.load(yc + j * syd, mask=col_ok, other=0.0)[None, :]
-            d = d + diff * diff
-        d = tl.where(col_ok[None, :], d, float("inf"))
+        d = _tile_sqdist(x0, xb, yc, sxd, syd, row_ok, col_ok, D)
         ci = tl.where(col_ok[None, :], cols[None, :], _BIG) + tl.zeros((BLOCK_N, BLOCK_M), tl.int32)
         # Skip the merge when no row of the block has a tile point closer than its K-th.
         kth = tl.max(tl.where(kcol == K - 1, best_d, float("-inf")), axis=1)

@@ -90,6 +90,15 @@ class TrajectoryModel(nn.Module):
         return dict(self._hparams)
 
 
+def start_rollout(prefix: Tensor, state_dim: int, seq_len: int) -> Tensor:
+    """Validate ``prefix`` ``(B, P, state_dim)`` and return the rollout buffer ``(B, seq_len,
+    state_dim)`` with the prefix copied into its first ``P`` frames (the rest zeros)."""
+    check_prefix(prefix, state_dim, seq_len)
+    out = prefix.new_zeros(prefix.shape[0], seq_len, prefix.shape[2])
+    out[:, :prefix.shape[1]] = prefix
+    return out
+
+
 def check_prefix(prefix: Tensor, state_dim: int, seq_len: int) -> None:
     """Raise :class:`CanocapsInputError` unless ``prefix`` is ``(B, P, state_dim)`` with ``1 <= P <= seq_len``."""
     if prefix.ndim != 3 or prefix.shape[-1] != state_dim or prefix.shape[1] < 1:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from canocaps.errors import CanocapsInputError
-from canocaps.extras.trajectories.models.base import check_prefix
+from canocaps.extras.trajectories.models.base import start_rollout
 from canocaps.extras.trajectories.models.common import GroupLinear, GroupMLP
 from canocaps.extras.trajectories.models.vrnn import VRNNCore, VRNNIndep, one_hot
 
@@ -97,11 +97,9 @@ class MacroVRNN(VRNNIndep):
         """Roll out; intents for frame t-1 come from ``macro[:, t-1]`` while available (teacher
         forcing), else from ``fix_macro`` (``(B, A)``, ``(A,)`` or a scalar) if given, else
         are sampled from the policy. Returns ``x (B, T, 2A)`` and ``macro (B, T, A)``."""
-        check_prefix(prefix, self.state_dim, seq_len)
+        out = start_rollout(prefix, self.state_dim, seq_len)
         B, P, D = prefix.shape
         A = self.n_agents
-        out = prefix.new_zeros(B, seq_len, D)
-        out[:, :P] = prefix
         fixed = None
         if fix_macro is not None:
             fixed = torch.as_tensor(fix_macro, device=prefix.device).long().expand(B, A)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from canocaps.extras.trajectories.models.base import TrajectoryModel, check_prefix
+from canocaps.extras.trajectories.models.base import TrajectoryModel, start_rollout
 from canocaps.extras.trajectories.models.common import GaussianHead, gaussian_nll, sample_gaussian
 
 
@@ -38,10 +38,8 @@ class RNNGauss(TrajectoryModel):
     @torch.no_grad()
     def sample(self, prefix: Tensor, seq_len: int, macro: Tensor | None = None,
                fix_macro: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        check_prefix(prefix, self.state_dim, seq_len)
+        out = start_rollout(prefix, self.state_dim, seq_len)
         B, P, D = prefix.shape
-        out = prefix.new_zeros(B, seq_len, D)
-        out[:, :P] = prefix
         h_seq, h = self.rnn(prefix)
         last = h_seq[:, -1:]
         for t in range(P, seq_len):

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from canocaps.extras.trajectories.models.base import TrajectoryModel, check_prefix
+from canocaps.extras.trajectories.models.base import TrajectoryModel, start_rollout
 from canocaps.extras.trajectories.models.common import (
     GaussianHead,
     GroupGRUCell,
@@ -101,10 +101,8 @@ class _VRNNBase(TrajectoryModel):
     @torch.no_grad()
     def sample(self, prefix: Tensor, seq_len: int, macro: Tensor | None = None,
                fix_macro: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        check_prefix(prefix, self.state_dim, seq_len)
+        out = start_rollout(prefix, self.state_dim, seq_len)
         B, P, D = prefix.shape
-        out = prefix.new_zeros(B, seq_len, D)
-        out[:, :P] = prefix
         h = self._h0(prefix)
         for t in range(1, seq_len):
             cond = self._cond(out[:, t - 1], None)
