@@ -169,6 +169,14 @@ def test_plot_curves_and_cli_errors(tmp_path, capsys):
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(OutputExistsError):
         plot_training_curves(csv, png)
+    from canocaps.cli import main as cli_main
+
+    plain, marked = tmp_path / "plain.png", tmp_path / "marked.png"
+    assert cli_main(["plot", str(tmp_path), "-o", str(plain)]) == 0
+    assert cli_main(["plot", str(tmp_path), "-o", str(marked), "--mark", "10=lr 1e-4", "--mark", "20=resampled"]) == 0
+    assert marked.read_bytes()[:4] == b"\x89PNG" and marked.read_bytes() != plain.read_bytes()
+    assert cli_main(["plot", str(tmp_path), "-o", str(tmp_path / "bad.png"), "--mark", "ten=x"]) == 2
+    assert "--mark" in capsys.readouterr().err and not (tmp_path / "bad.png").exists()
     assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("canocaps: error:") and "not found" in err and "\n" not in err
@@ -184,3 +192,41 @@ def test_training_step_on_cuda_matches_cpu():
     gpu = module.cuda().validation_step(batch)
     for key in ("loss", "reconstruction", "equivariance_deg"):
         assert abs(float(cpu[key]) - float(gpu[key])) <= 1e-3 * max(1.0, abs(float(cpu[key])))
+
+
+def test_canonical_agreement_is_symmetry_blind_and_pca_baseline_exact_on_pose():
+    from canocaps.model.training import baseline_pair_metrics, canonical_agreement
+
+    g = torch.Generator().manual_seed(0)
+    # two samples of a box with distinct sides: 180-degree turns about its axes are symmetries
+    size = torch.tensor([2.0, 1.0, 0.5])
+    a, b = ((torch.rand(2, 2, 800, 3, generator=g) - 0.5) * size).unbind(0)
+    radius = a.norm(dim=-1).amax(dim=1)
+    floor = canonical_agreement(a, b, radius)
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    assert torch.allclose(canonical_agreement(a, b @ flip.T, radius), floor, rtol=0.15)
+    turned = b @ random_rotation(2, generator=g).transpose(-1, -2)
+    assert torch.all(canonical_agreement(a, turned, radius) > 2 * floor)
+    # a skewed cloud: PCA's frame is unambiguous, so it is consistent across a known pose
+    skew = torch.randn(2, 400, 3, generator=g).pow(2) * torch.tensor([3.0, 2.0, 1.0])
+    R12 = random_rotation(2, generator=g)
+    t12 = torch.randn(2, 3, generator=g) * 0.1
+    view2 = skew @ R12.transpose(-1, -2) + t12.unsqueeze(1)
+    m = baseline_pair_metrics(torch.cat([skew, view2]), R12, t12)
+    assert torch.all(m["pca_equivariance_deg"] < 1e-2)
+    assert torch.all(m["floor_canonical_agreement"] < 1e-5)
+    assert torch.all(m["pca_canonical_agreement"] < 1e-5)
+
+
+def test_evaluate_reports_baselines_and_per_class(tmp_path):
+    from canocaps.data import build_dataset
+
+    net = CanonicalCapsules(CapsulesConfig(**TINY))
+    ds = build_dataset("procedural", "test", 64, per_class=1)
+    res = evaluate(net, torch.utils.data.Subset(ds, [0, 1, 2]), batch_size=2, progress=False)
+    assert set(res["per_class"]) == {ds.class_names[ds.get_label(i)] for i in range(3)}
+    assert sum(row["num_shapes"] for row in res["per_class"].values()) == 3
+    for key in ("canonical_agreement", "pca_equivariance_deg", "pca_canonical_agreement",
+                "floor_canonical_agreement", "pca_equivariance_deg_median"):
+        assert res[key] >= 0 and res[key] == res[key]
+    assert res["floor_canonical_agreement"] <= res["canonical_agreement"]

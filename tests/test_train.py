@@ -346,3 +346,16 @@ def test_changed_lr_takes_effect_on_resume(tmp_path):
     trainer = Trainer(config(optimizer="sgd", lr=0.005), out_dir=tmp_path)
     trainer.fit(LinearRegression(), data, resume=True)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+
+
+def test_changed_monitor_resets_best_score_on_resume(tmp_path):
+    data = regression_data()
+    first = Trainer(config(max_steps=4, monitor="val/loss"), out_dir=tmp_path)
+    first.fit(LinearRegression(), data, val_data=data)
+    assert first.best_score is not None
+    same = Trainer(config(max_steps=6, monitor="val/loss"), out_dir=tmp_path)
+    same._restore(LinearRegression(), True)
+    assert same.best_score == first.best_score
+    other = Trainer(config(max_steps=6, monitor="val/loss", monitor_mode="max"), out_dir=tmp_path)
+    other._restore(LinearRegression(), True)
+    assert other.best_score is None

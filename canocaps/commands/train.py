@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="run config: a YAML path or a bundled name (capsules_cpu, capsules_paper)")
     p.add_argument("--out", help="run folder (run.yaml, metrics.csv, last.pt, best.pt, model.pt)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set train.max_steps=100 (repeatable)")
 
 

@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="first LIMIT shapes only")
     e.add_argument("--max-angle-deg", type=float, default=180.0)
     e.add_argument("--max-translation", type=float, default=0.2)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seeds the point selection and the pair poses")
+    e.add_argument("--resample-views", action="store_true",
+                   help="view 2 is an independent sample of the surface (like two scans), not view 1's points")
     e.add_argument("--json", default=None)
     e.add_argument("--force", action="store_true")
     x = sub.add_parser("export", help="trainer checkpoint -> standalone weights file")
@@ -71,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
             from canocaps.model.training import evaluate
 
             net = CanonicalCapsules.load(a.weights)
-            ds = build_dataset(a.data, a.split, a.num_points or net.config.num_points)
+            ds = build_dataset(a.data, a.split, a.num_points or net.config.num_points, seed=a.seed,
+                               resample_views=a.resample_views)
             if a.limit:
                 ds = torch.utils.data.Subset(ds, range(min(a.limit, len(ds))))
             res = evaluate(net, ds, batch_size=a.batch_size, seed=a.seed,
                            pairs={"max_angle_deg": a.max_angle_deg, "max_translation": a.max_translation,
                                   "noise_std": 0.0})
-            text = json.dumps({"weights": a.weights, "data": a.data, "split": a.split, **res}, indent=2)
+            text = json.dumps({"weights": a.weights, "data": a.data, "split": a.split,
+                               "resample_views": a.resample_views, **res}, indent=2)
             print(text)
             if a.json:
                 from canocaps._files import atomic_write_text

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError
 
 __all__ = ["CapsulesConfig", "LossWeights"]
@@ -146,7 +147,7 @@ class CapsulesConfig:
             if not p.is_file():
                 raise CanocapsInputError(f"{p}: config file not found")
             text = p.read_text()
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
         if not isinstance(data, dict):
             raise CanocapsInputError("model config: YAML must be a mapping")
         if "model" in data and isinstance(data["model"], dict):

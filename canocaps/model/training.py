@@ -22,6 +22,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError, CanocapsWeightsError
 from canocaps.model import losses as L
 from canocaps.model.config import CapsulesConfig
@@ -30,7 +31,7 @@ from canocaps.model.results import CapsulesOutput
 
 __all__ = [
     "CapsulesTrainModule", "compute_losses", "build_datasets", "pair_metrics", "load_run_config", "run_training",
-    "export_weights", "evaluate", "DEFAULT_DATA",
+    "export_weights", "evaluate", "canonical_agreement", "baseline_pair_metrics", "DEFAULT_DATA",
 ]
 
 #: defaults of the ``data:`` section of a run config
@@ -88,6 +89,8 @@ def pair_metrics(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor) 
     - ``invariance_error``: ``||beta1 - beta2||_F / (0.5 (||beta1||_F + ||beta2||_F))``.
     - ``chamfer``: reconstruction Chamfer of view 1 (squared, mean per direction,
       directions summed), per shape.
+    - ``canonical_agreement``: :func:`canonical_agreement` of the two canonical clouds
+      (radius units; symmetry-blind where ``equivariance_deg`` is not).
     """
     from canocaps.geometry import rotation_error_deg
     from canocaps.ops import chamfer
@@ -97,14 +100,16 @@ def pair_metrics(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor) 
     rre = rotation_error_deg(v2["R"] @ R12, v1["R"])
     moved = v1["keypoints"] @ R12.transpose(-1, -2) + t12.unsqueeze(1)
     p1 = points[:b]
-    radius = (p1 - p1.mean(dim=1, keepdim=True)).norm(dim=-1).amax(dim=1).clamp_min(1e-12)
+    radius = _radius(p1).clamp_min(1e-12)
     kp = (moved - v2["keypoints"]).norm(dim=-1).mean(dim=1) / radius
     d1, d2 = v1["descriptors"].flatten(1), v2["descriptors"].flatten(1)
     inv = (d1 - d2).norm(dim=1) / (0.5 * (d1.norm(dim=1) + d2.norm(dim=1))).clamp_min(1e-12)
     assert out.decoded is not None
     cd, _ = chamfer(out.canonical_points[:b], out.decoded[:b], point_reduction="mean", batch_reduction=None,
                     squared=True)
-    return {"equivariance_deg": rre, "keypoint_error": kp, "invariance_error": inv, "chamfer": cd}
+    agree = canonical_agreement(out.canonical_points[:b], out.canonical_points[b:], radius)
+    return {"equivariance_deg": rre, "keypoint_error": kp, "invariance_error": inv, "chamfer": cd,
+            "canonical_agreement": agree}
 
 
 class CapsulesTrainModule(nn.Module):
@@ -168,13 +173,70 @@ class CapsulesTrainModule(nn.Module):
         return {"loss": self._weighted(losses), **losses, **metrics}
 
 
+def canonical_agreement(canon1: Tensor, canon2: Tensor, radius: Tensor) -> Tensor:
+    """How well two canonicalised clouds of one shape coincide, blind to the shape's symmetries.
+
+    Args:
+        canon1: ``(B, N, 3)`` and canon2: ``(B, M, 3)``: the two views, each in its own
+            canonical frame.
+        radius: ``(B,)`` shape radius.
+    Returns:
+        ``(B,)``: Euclidean (not squared) Chamfer, mean nearest-neighbour distance per
+        direction, the two directions averaged, divided by ``radius``. A frame that
+        differs from the other only by a symmetry of the shape scores as well as the
+        same frame; the floor is the sampling gap between the two views.
+    """
+    from canocaps.ops import chamfer
+
+    cd, _ = chamfer(canon1, canon2, point_reduction="mean", batch_reduction=None, squared=False)
+    return 0.5 * cd / radius.clamp_min(1e-12)
+
+
+def _radius(points: Tensor) -> Tensor:
+    return (points - points.mean(dim=1, keepdim=True)).norm(dim=-1).amax(dim=1)
+
+
+@torch.no_grad()
+def baseline_pair_metrics(points: Tensor, R12: Tensor, t12: Tensor) -> dict[str, Tensor]:
+    """Reference figures for the pairs ``points`` = cat(view1, view2) (2B, N, 3), each (B,).
+
+    - ``pca_equivariance_deg`` / ``pca_canonical_agreement``: the same two measures as
+      :func:`pair_metrics` for the PCA frame (:func:`canocaps.geometry.pca_frame`).
+    - ``floor_canonical_agreement``: :func:`canonical_agreement` of view 1 and view 2
+      brought back by the true pose: the best any canonicaliser can score.
+    """
+    from canocaps.geometry import pca_frame, rotation_error_deg
+
+    b = points.shape[0] // 2
+    p1, p2 = points[:b], points[b:]
+    radius = _radius(p1)
+    R, t = pca_frame(points)
+    canon = points @ R.transpose(-1, -2) + t.unsqueeze(1)
+    back = (p2 - t12.unsqueeze(1)) @ R12  # view2 = view1 R12^T + t12
+    return {"pca_equivariance_deg": rotation_error_deg(R[b:] @ R12, R[:b]),
+            "pca_canonical_agreement": canonical_agreement(canon[:b], canon[b:], radius),
+            "floor_canonical_agreement": canonical_agreement(p1, back, radius)}
+
+
+def _class_names(dataset: Any) -> list[str] | None:
+    while dataset is not None:
+        names = getattr(dataset, "class_names", None)
+        if names is not None:
+            return list(names)
+        dataset = getattr(dataset, "dataset", None)  # torch Subset
+    return None
+
+
 @torch.no_grad()
 def evaluate(net: CanonicalCapsules, dataset: Any, batch_size: int = 16, pairs: Mapping[str, Any] | None = None,
-             seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> dict[str, float]:
-    """Mean :func:`pair_metrics` (and losses) of ``net`` over ``dataset`` in eval mode.
+             seed: int = 0, device: str | torch.device = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Mean :func:`pair_metrics`, :func:`baseline_pair_metrics` and losses of ``net`` over ``dataset``.
 
-    Pairs come from a generator seeded with ``seed``: the same numbers every call.
-    Returns floats; ``equivariance_deg_median`` is added beside the mean.
+    Eval mode; pairs come from a generator seeded with ``seed``: the same numbers every
+    call. Returns floats (``equivariance_deg_median`` and ``pca_equivariance_deg_median``
+    added beside the means) and, when the batches carry ``"label"``, ``"per_class"``:
+    ``{class name (or label): {"num_shapes", "equivariance_deg", "equivariance_deg_median",
+    "canonical_agreement", "pca_equivariance_deg", "pca_canonical_agreement"}}``.
     """
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -186,7 +248,7 @@ def evaluate(net: CanonicalCapsules, dataset: Any, batch_size: int = 16, pairs: 
     net.eval()
     gen = torch.Generator().manual_seed(seed)  # CPU generator: the same pairs on every device
     sums: dict[str, float] = {}
-    all_rre: list[Tensor] = []
+    per_pair: dict[str, list[Tensor]] = {}
     count = 0
     try:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -195,10 +257,11 @@ def evaluate(net: CanonicalCapsules, dataset: Any, batch_size: int = 16, pairs: 
             out = net(points)
             b = points.shape[0] // 2
             losses = compute_losses(out, points, R12, t12)
-            m = pair_metrics(out, points, R12, t12)
-            all_rre.append(m["equivariance_deg"].cpu())
+            m = {**pair_metrics(out, points, R12, t12), **baseline_pair_metrics(points, R12, t12)}
             for k, v in m.items():
-                sums[k] = sums.get(k, 0.0) + float(v.sum())
+                per_pair.setdefault(k, []).append(v.cpu())
+            if isinstance(batch, Mapping) and "label" in batch:
+                per_pair.setdefault("label", []).append(torch.as_tensor(batch["label"]).flatten().cpu())
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * b
             count += b
@@ -206,9 +269,24 @@ def evaluate(net: CanonicalCapsules, dataset: Any, batch_size: int = 16, pairs: 
         net.train(was)
     if count == 0:
         raise CanocapsInputError("evaluate: empty dataset")
-    res = {k: v / count for k, v in sums.items()}
-    res["equivariance_deg_median"] = float(torch.cat(all_rre).median())
+    cat = {k: torch.cat(v).double() for k, v in per_pair.items()}
+    labels = cat.pop("label", None)
+    res: dict[str, Any] = {k: float(v.mean()) for k, v in cat.items()}
+    res.update({k: v / count for k, v in sums.items()})
+    res["equivariance_deg_median"] = float(cat["equivariance_deg"].median())
+    res["pca_equivariance_deg_median"] = float(cat["pca_equivariance_deg"].median())
     res["num_shapes"] = float(count)
+    if labels is not None:
+        names = _class_names(dataset)
+        res["per_class"] = {}
+        for label in sorted(int(x) for x in labels.unique()):
+            sel = labels == label
+            key = names[label] if names is not None and 0 <= label < len(names) else str(label)
+            row: dict[str, float] = {"num_shapes": float(sel.sum())}
+            for k in ("equivariance_deg", "canonical_agreement", "pca_equivariance_deg", "pca_canonical_agreement"):
+                row[k] = float(cat[k][sel].mean())
+            row["equivariance_deg_median"] = float(cat["equivariance_deg"][sel].median())
+            res["per_class"][key] = row
     return res
 
 
@@ -223,7 +301,7 @@ def _parse_overrides(overrides: Mapping[str, Any] | Sequence[str] | None) -> dic
         if "=" not in item:
             raise CanocapsInputError(f"override {item!r}: expected section.key=value")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = load_yaml(value)
     return out
 
 
@@ -256,7 +334,7 @@ def load_run_config(config: str | os.PathLike | Mapping[str, Any],
         if not p.is_file():
             raise CanocapsInputError(f"{p}: run config not found")
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = load_yaml(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise CanocapsInputError(f"{p}: not valid YAML ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
@@ -351,7 +429,7 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, f
         run_yaml = ckpt.parent / "run.yaml"
         if not run_yaml.is_file():
             raise CanocapsWeightsError(f"{ckpt}: no run.yaml beside it to read the model config from")
-        model_config = CapsulesConfig.from_dict((yaml.safe_load(run_yaml.read_text()) or {}).get("model"))
+        model_config = CapsulesConfig.from_dict((load_yaml(run_yaml.read_text()) or {}).get("model"))
     state = read_checkpoint(ckpt)
     weights = state.get("module", state)
     net_state = {k[len("net."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("net.")}

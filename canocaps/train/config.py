@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -61,6 +62,12 @@ class TrainConfig:
         def bad(msg: str) -> None:
             raise CanocapsInputError(f"train config: {msg}")
 
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if (numeric or f.name in ("max_steps", "grad_clip_norm")) and value is not None \
+                    and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                bad(f"{f.name} must be a number, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             bad(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.epochs < 1:
@@ -105,7 +112,7 @@ class TrainConfig:
         """Read a YAML file (or YAML text). A top-level ``train:`` section is used if present."""
         text = Path(path_or_text).read_text() if _looks_like_path(path_or_text) else str(path_or_text)
         try:
-            data = yaml.safe_load(text) or {}
+            data = load_yaml(text) or {}
         except yaml.YAMLError as e:
             raise CanocapsInputError(f"train config: not valid YAML ({e.__class__.__name__})") from e
         if not isinstance(data, dict):

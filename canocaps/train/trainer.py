@@ -236,6 +236,9 @@ class Trainer:
         t = state["trainer"]
         self.global_step, self.epoch = t["global_step"], t["epoch"]
         self.batch_in_epoch, self.best_score = t["batch_in_epoch"], t["best_score"]
+        saved = state.get("config", {})
+        if (saved.get("monitor"), saved.get("monitor_mode")) != (self.config.monitor, self.config.monitor_mode):
+            self.best_score = None  # a score of another metric (or direction) says nothing about this one
         self.callbacks.load_state_dicts(state.get("callbacks", []))
         if "rng" in state:
             set_rng_state(state["rng"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any, Mapping
 
 from canocaps._files import atomic_path
 from canocaps.errors import CanocapsInputError
@@ -40,13 +41,16 @@ def _metrics_csv(run_dir_or_csv: str | Path) -> Path:
 
 
 def plot_training_curves(run_dir: str | Path, png_path: str | Path, force: bool = False,
-                         keys: list[str] | None = None, title: str | None = None) -> Path:
+                         keys: list[str] | None = None, title: str | None = None,
+                         marks: Mapping[int, str] | None = None) -> Path:
     """Training curves of a run folder (or its ``metrics.csv``) as a PNG; returns its path.
 
     A Canonical Capsules run (its log has the six capsule losses) gets a four-panel
     figure: total loss, the six losses, the validation frame error in degrees, and the
     other validation metrics. Any other run gets every training quantity (left) and
     validation metric (right) against the step. Positive quantities use a log scale.
+    ``marks`` ``{step: label}`` draws a labelled vertical line on every panel (an lr
+    drop, a change of data on resume).
     """
     import matplotlib
 
@@ -55,7 +59,7 @@ def plot_training_curves(run_dir: str | Path, png_path: str | Path, force: bool 
 
     rows = read_metrics(run_dir)
     if keys is None and all(any(name in r for r in rows) for name in CAPSULE_LOSSES):
-        return _plot_capsules_run(rows, png_path, force, title or Path(run_dir).resolve().name)
+        return _plot_capsules_run(rows, png_path, force, title or Path(run_dir).resolve().name, marks or {})
     names: list[str] = []
     for row in rows:
         names.extend(k for k in row if k not in _NOT_CURVES and k not in names)
@@ -80,6 +84,7 @@ def plot_training_curves(run_dir: str | Path, png_path: str | Path, force: bool 
             ax.set_xlabel("step")
             ax.set_title(title)
             ax.grid(alpha=0.3)
+            _draw_marks(ax, marks or {})
             ax.legend(fontsize=7)
         fig.suptitle(title or str(Path(run_dir).resolve().name))
         fig.tight_layout()
@@ -106,7 +111,15 @@ def _smooth(ys: list[float], window: int) -> list[float]:
     return out
 
 
-def _plot_capsules_run(rows: list[dict[str, float]], png_path: str | Path, force: bool, title: str) -> Path:
+def _draw_marks(ax: Any, marks: Mapping[int, str]) -> None:
+    for i, (step, label) in enumerate(sorted(marks.items())):
+        ax.axvline(step, color="0.3", ls="--", lw=0.9)
+        ax.annotate(label, (step, 1.0 - 0.07 * (i % 3)), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                    textcoords="offset points", fontsize=7, color="0.25", va="top")
+
+
+def _plot_capsules_run(rows: list[dict[str, float]], png_path: str | Path, force: bool, title: str,
+                       marks: Mapping[int, str]) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
@@ -134,11 +147,13 @@ def _plot_capsules_run(rows: list[dict[str, float]], png_path: str | Path, force
             ax.plot(xs, ys, "o-", ms=3, label="val equivariance error (deg)")
         ax.set_title("canonical-frame consistency (val, degrees)"); ax.set_xlabel("step"); ax.legend()
         ax = axes[1, 1]
-        for key in ("val/chamfer", "val/keypoint_error", "val/invariance_error"):
+        for key in ("val/chamfer", "val/keypoint_error", "val/invariance_error", "val/canonical_agreement"):
             xs, ys = _series(rows, key)
             if xs:
                 ax.plot(xs, ys, "o-", ms=3, label=key)
         ax.set_yscale("log"); ax.set_title("validation metrics"); ax.set_xlabel("step"); ax.legend(fontsize=8)
+        for ax in axes.flat:
+            _draw_marks(ax, marks)
         fig.suptitle(title)
         fig.tight_layout()
         with atomic_path(png_path, force) as tmp:

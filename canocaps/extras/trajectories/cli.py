@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from canocaps._files import atomic_write_text
+from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsError, CanocapsInputError
 
 PROG = "canocaps extras trajectories"
@@ -26,7 +25,7 @@ def _kv(items: list[str] | None, flag: str) -> dict[str, Any]:
         if "=" not in item:
             raise CanocapsInputError(f"{flag} expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = load_yaml(v)
     return out
 
 
