@@ -99,12 +99,14 @@ def test_pair_metrics_zero_for_identical_views_positive_for_rotated():
         m = pair_metrics(net(torch.cat([x, x])), torch.cat([x, x]), eye, zero)
     assert float(m["equivariance_deg"].max()) < 0.1
     assert float(m["keypoint_error"].max()) < 1e-5 and float(m["invariance_error"].max()) < 1e-5
+    assert float(m["keypoint_equivariance_deg"].max()) < 0.1 and float(m["canonical_agreement"].max()) < 1e-5
     assert m["chamfer"].shape == (4,) and float(m["chamfer"].min()) > 0
     R = random_rotation(4, generator=torch.Generator().manual_seed(1))
     y = x @ R.transpose(1, 2)
     with torch.no_grad():
         m = pair_metrics(net(torch.cat([x, y])), torch.cat([x, y]), R, zero)
     assert float(m["equivariance_deg"].mean()) > 1.0 and float(m["keypoint_error"].mean()) > 1e-3
+    assert float(m["keypoint_equivariance_deg"].mean()) > 1.0
 
 
 def test_validation_step_is_deterministic_and_complete():

@@ -86,13 +86,16 @@ def pair_metrics(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor) 
       ``RRE(R2 @ R12, R1)`` (0 for a perfectly consistent canonicaliser).
     - ``keypoint_error``: mean over capsules of ``||R12 mu1_k + t12 - mu2_k||``
       divided by the shape radius (max distance of view-1 points from their centroid).
+    - ``keypoint_equivariance_deg``: the same error as an angle: the rotation (degrees)
+      of the rigid fit (uniform Procrustes) of the moved view-1 keypoints
+      ``R12 mu1 + t12`` onto view 2's keypoints (0 when they agree up to translation).
     - ``invariance_error``: ``||beta1 - beta2||_F / (0.5 (||beta1||_F + ||beta2||_F))``.
     - ``chamfer``: reconstruction Chamfer of view 1 (squared, mean per direction,
       directions summed), per shape.
     - ``canonical_agreement``: :func:`canonical_agreement` of the two canonical clouds
       (radius units; symmetry-blind where ``equivariance_deg`` is not).
     """
-    from canocaps.geometry import rotation_error_deg
+    from canocaps.geometry import rotation_error_deg, weighted_procrustes
     from canocaps.ops import chamfer
 
     b = points.shape[0] // 2
@@ -102,14 +105,16 @@ def pair_metrics(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor) 
     p1 = points[:b]
     radius = _radius(p1).clamp_min(1e-12)
     kp = (moved - v2["keypoints"]).norm(dim=-1).mean(dim=1) / radius
+    R_fit, _ = weighted_procrustes(moved, v2["keypoints"])
+    kp_deg = rotation_error_deg(R_fit, torch.eye(3, dtype=R_fit.dtype, device=R_fit.device).expand_as(R_fit))
     d1, d2 = v1["descriptors"].flatten(1), v2["descriptors"].flatten(1)
     inv = (d1 - d2).norm(dim=1) / (0.5 * (d1.norm(dim=1) + d2.norm(dim=1))).clamp_min(1e-12)
     assert out.decoded is not None
     cd, _ = chamfer(out.canonical_points[:b], out.decoded[:b], point_reduction="mean", batch_reduction=None,
                     squared=True)
     agree = canonical_agreement(out.canonical_points[:b], out.canonical_points[b:], radius)
-    return {"equivariance_deg": rre, "keypoint_error": kp, "invariance_error": inv, "chamfer": cd,
-            "canonical_agreement": agree}
+    return {"equivariance_deg": rre, "keypoint_error": kp, "keypoint_equivariance_deg": kp_deg,
+            "invariance_error": inv, "chamfer": cd, "canonical_agreement": agree}
 
 
 class CapsulesTrainModule(nn.Module):
