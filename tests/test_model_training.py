@@ -232,3 +232,15 @@ def test_evaluate_reports_baselines_and_per_class(tmp_path):
                 "floor_canonical_agreement", "pca_equivariance_deg_median"):
         assert res[key] >= 0 and res[key] == res[key]
     assert res["floor_canonical_agreement"] <= res["canonical_agreement"]
+
+
+def test_validation_split_is_seeded_and_training_split_is_not():
+    from canocaps.model.training import build_datasets
+
+    data = {"name": "procedural", "num_points": 32, "train_split": "train", "val_split": "val",
+            "options": {"per_class": 1}}
+    train, val = build_datasets(data)
+    assert torch.equal(val[0]["points"], val[0]["points"])  # the same points on every pass
+    assert not torch.equal(train[0]["points"], train[0]["points"])  # fresh draws for training
+    _, val7 = build_datasets({**data, "options": {"per_class": 1, "seed": 7}})
+    assert not torch.equal(val7[0]["points"], val[0]["points"])

@@ -368,14 +368,21 @@ def _run_config_dict(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_datasets(data: Mapping[str, Any], splits: Sequence[str] = ("train_split", "val_split")) -> list[Any]:
-    """Datasets for the requested ``data`` section splits (``None`` where a split is null)."""
+    """Datasets for the requested ``data`` section splits (``None`` where a split is null).
+
+    ``data.options`` go to every split. The evaluation splits (all but ``train_split``)
+    select their points with ``seed`` 0 unless the options set one, so every validation
+    pass scores the same inputs and ``best.pt`` is chosen on a fixed set.
+    """
     from canocaps.data import build_dataset
 
     out = []
     for key in splits:
         split = data.get(key)
-        out.append(None if split is None else
-                   build_dataset(data["name"], split, int(data["num_points"]), **dict(data.get("options") or {})))
+        options = dict(data.get("options") or {})
+        if key != "train_split":
+            options.setdefault("seed", 0)
+        out.append(None if split is None else build_dataset(data["name"], split, int(data["num_points"]), **options))
     return out
 
 
