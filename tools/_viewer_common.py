@@ -20,14 +20,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser) -> None:
     """Parse, run, and turn canocaps errors into one line on stderr (exit 2)."""
-    from canocaps.errors import CanocapsError
+    from _cli import guarded
 
     args = parser.parse_args()
     try:
-        sys.exit(main(args))
-    except CanocapsError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(guarded(parser.prog, lambda: main(args)))
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -44,14 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="ignore the partial results of an interrupted run (PATH.partial.jsonl beside --json)")
     args = p.parse_args(argv)
 
-    from canocaps.cli import _one_line
-    from canocaps.errors import CanocapsError
+    from _cli import guarded
 
-    try:
-        return _run(args)
-    except CanocapsError as exc:
-        print(f"bench_registration: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+    return guarded("bench_registration", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -77,14 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="overwrite --json")
     args = p.parse_args(argv)
 
-    from canocaps.cli import _one_line
-    from canocaps.errors import CanocapsError
+    from _cli import guarded
 
-    try:
-        return _run(args)
-    except CanocapsError as exc:
-        print(f"sampling_sensitivity: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+    return guarded("sampling_sensitivity", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
