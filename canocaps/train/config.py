@@ -14,6 +14,8 @@ from canocaps.errors import CanocapsInputError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
+_NUMBER_TYPES = ("int", "float", "int | None", "float | None")  # field annotations (strings: postponed)
+
 @dataclass
 class TrainConfig:
     """Everything the trainer needs to know; model and data settings live elsewhere.
@@ -63,9 +65,8 @@ class TrainConfig:
             raise CanocapsInputError(f"train config: {msg}")
 
         for f in dataclasses.fields(self):
-            value, default = getattr(self, f.name), f.default
-            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-            if (numeric or f.name in ("max_steps", "grad_clip_norm")) and value is not None \
+            value = getattr(self, f.name)
+            if f.type in _NUMBER_TYPES and value is not None \
                     and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 bad(f"{f.name} must be a number, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
