@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -257,8 +258,11 @@ def test_ddp_two_cpu_processes_match_single_process_full_batch(tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port: a fixed one can still be held by an earlier run
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", str(script)], capture_output=True, text=True, env=env,
+                           "--master_port", str(port), str(script)], capture_output=True, text=True, env=env,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     per_rank = torch.load(out)
