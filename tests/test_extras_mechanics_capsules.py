@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -15,7 +16,11 @@ TOOL = Path(__file__).resolve().parents[1] / "tools" / "mechanics_capsules_encod
 def _tool():
     spec = importlib.util.spec_from_file_location("mechanics_capsules_encoder", TOOL)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(TOOL.parent))  # as when the tool runs as a script: tools/ first on the path
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.pop(0)
     return mod
 
 

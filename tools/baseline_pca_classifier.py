@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
+
 
 def pca_frame(points: np.ndarray) -> np.ndarray:
     """``(N, 3)`` -> the cloud in its PCA frame (axes by decreasing variance, skew-positive signs, unit radius)."""
@@ -75,10 +77,6 @@ def evaluate(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.nd
 
 
 def main(argv: list[str] | None = None) -> int:
-    from canocaps._files import atomic_write_text
-    from canocaps.data.procedural import ProceduralShapes
-    from canocaps.errors import CanocapsError
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class-train", type=int, default=300)
     ap.add_argument("--per-class-test", type=int, default=50)
@@ -87,28 +85,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
-    try:
-        t0 = time.time()
-        sets = {}
-        for split, pc in (("train", args.per_class_train), ("test", args.per_class_test)):
-            ds = ProceduralShapes(split, args.num_points, per_class=pc, sampling="first")
-            pts = np.stack([ds[i]["points"].numpy() for i in range(len(ds))]).astype(np.float64)
-            sets[split] = (pts, ds.labels.copy())
-        rng = np.random.default_rng(args.seed)
-        rows = []
-        for setting in ("given pose (no PCA)", "PCA frame", "random rotation + PCA frame"):
-            tr, te = sets["train"], sets["test"]
-            if setting != "given pose (no PCA)":
-                if setting.startswith("random"):
-                    tr = (np.einsum("sij,snj->sni", random_rotations(len(tr[0]), rng), tr[0]), tr[1])
-                    te = (np.einsum("sij,snj->sni", random_rotations(len(te[0]), rng), te[0]), te[1])
-                tr = (np.stack([pca_frame(p) for p in tr[0]]), tr[1])
-                te = (np.stack([pca_frame(p) for p in te[0]]), te[1])
-            for kind in ("occupancy", "sorted", "both"):
-                rows.append({"setting": setting, "feature": kind, "test_accuracy": evaluate(tr, te, kind)})
-    except CanocapsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded("baseline_pca_classifier", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps._files import atomic_write_text
+    from canocaps.data.procedural import ProceduralShapes
+
+    t0 = time.time()
+    sets = {}
+    for split, pc in (("train", args.per_class_train), ("test", args.per_class_test)):
+        ds = ProceduralShapes(split, args.num_points, per_class=pc, sampling="first")
+        pts = np.stack([ds[i]["points"].numpy() for i in range(len(ds))]).astype(np.float64)
+        sets[split] = (pts, ds.labels.copy())
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for setting in ("given pose (no PCA)", "PCA frame", "random rotation + PCA frame"):
+        tr, te = sets["train"], sets["test"]
+        if setting != "given pose (no PCA)":
+            if setting.startswith("random"):
+                tr = (np.einsum("sij,snj->sni", random_rotations(len(tr[0]), rng), tr[0]), tr[1])
+                te = (np.einsum("sij,snj->sni", random_rotations(len(te[0]), rng), te[0]), te[1])
+            tr = (np.stack([pca_frame(p) for p in tr[0]]), tr[1])
+            te = (np.stack([pca_frame(p) for p in te[0]]), te[1])
+        for kind in ("occupancy", "sorted", "both"):
+            rows.append({"setting": setting, "feature": kind, "test_accuracy": evaluate(tr, te, kind)})
     n_cls = len(np.unique(sets["train"][1]))
     print(f"procedural: {n_cls} classes, {len(sets['train'][1])} train / {len(sets['test'][1])} test shapes, "
           f"N={args.num_points}; LogisticRegression on standardised features; chance {1 / n_cls:.3f}")

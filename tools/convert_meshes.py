@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
+
 
 def main(argv: list[str] | None = None) -> int:
-    from canocaps.data.convert import convert_meshes
-    from canocaps.errors import CanocapsError
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src", help="mesh folder: <synset>/<model>/models/model_normalized.obj or <class>/<files>")
     ap.add_argument("dst", help="output .h5")
@@ -27,12 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="convert at most this many meshes now (resume later)")
     ap.add_argument("--force", action="store_true", help="overwrite an existing DST")
     args = ap.parse_args(argv)
-    try:
-        out = convert_meshes(args.src, args.dst, args.num_points, seed=args.seed, chunk=args.chunk, force=args.force,
-                             skip_errors=not args.strict, limit=args.limit)
-    except CanocapsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded("convert_meshes", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps.data.convert import convert_meshes
+
+    out = convert_meshes(args.src, args.dst, args.num_points, seed=args.seed, chunk=args.chunk, force=args.force,
+                         skip_errors=not args.strict, limit=args.limit)
     print(f"wrote {out}" + (" (partial: run again to continue)" if str(out).endswith(".partial") else ""))
     return 0
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
+
 
 def make_pair(class_name: str = "airplane", index: int = 0, num_points: int = 2048, seed: int = 0
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,10 +41,7 @@ def make_pair(class_name: str = "airplane", index: int = 0, num_points: int = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    from canocaps._files import atomic_write_text
     from canocaps.data.procedural.generator import CLASS_NAMES
-    from canocaps.errors import CanocapsError
-    from canocaps.io import write_points
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output-dir", default="data/demo")
@@ -52,18 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the rigid transform")
     ap.add_argument("--force", action="store_true", help="overwrite existing files")
     args = ap.parse_args(argv)
+    return guarded("make_demo_pair", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps._files import atomic_write_text
+    from canocaps.io import write_points
+
     out = Path(args.output_dir)
-    try:
-        a, b, T = make_pair(args.class_name, args.index, args.num_points, args.seed)
-        write_points(out / "a.ply", a, force=args.force)
-        write_points(out / "b.ply", b, force=args.force)
-        text = "\n".join(" ".join(f"{v:.9f}" for v in row) for row in T) + "\n"
-        atomic_write_text(out / "gt_transform.txt", text, force=args.force)
-        for name in ("a.ply", "b.ply", "gt_transform.txt"):
-            os.chmod(out / name, 0o644)
-    except CanocapsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    a, b, T = make_pair(args.class_name, args.index, args.num_points, args.seed)
+    write_points(out / "a.ply", a, force=args.force)
+    write_points(out / "b.ply", b, force=args.force)
+    text = "\n".join(" ".join(f"{v:.9f}" for v in row) for row in T) + "\n"
+    atomic_write_text(out / "gt_transform.txt", text, force=args.force)
+    for name in ("a.ply", "b.ply", "gt_transform.txt"):
+        os.chmod(out / name, 0o644)
     angle = np.degrees(np.arccos(np.clip((np.trace(T[:3, :3]) - 1) / 2, -1, 1)))
     print(f"wrote {out}/a.ply, b.ply ({len(a)} points each), gt_transform.txt "
           f"(rotation {angle:.1f} deg, translation {np.round(T[:3, 3], 3).tolist()})")

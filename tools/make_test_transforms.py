@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
+
 
 def main(argv: list[str] | None = None) -> int:
-    from canocaps.data.test_transforms import write_test_transforms
-    from canocaps.errors import CanocapsError
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=1000, help="number of (T1, T2) pairs")
     ap.add_argument("--seed", type=int, default=0)
@@ -23,12 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", default="data/test_transforms.h5")
     ap.add_argument("--force", action="store_true", help="overwrite the output")
     args = ap.parse_args(argv)
-    try:
-        path = write_test_transforms(args.output, args.count, args.seed, args.max_angle_deg, args.max_translation,
-                                     force=args.force)
-    except CanocapsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded("make_test_transforms", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps.data.test_transforms import write_test_transforms
+
+    path = write_test_transforms(args.output, args.count, args.seed, args.max_angle_deg, args.max_translation,
+                                 force=args.force)
     print(f"wrote {path}: {args.count} pairs, seed {args.seed}")
     return 0
 

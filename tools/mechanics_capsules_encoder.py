@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from canocaps.errors import CanocapsError
+from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,43 +37,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
-        from canocaps.data import build_dataset
-        from canocaps.extras.mechanics.experiments import check_outputs, run_with_model
-        from canocaps.extras.mechanics.symmetry import detect_in_submodules
-        from canocaps.model import CapsulesConfig
-        from canocaps.model.training import CapsulesTrainModule
-        from canocaps.train import TrainConfig
+    return guarded("mechanics_capsules_encoder", lambda: _run(args))
 
-        if not args.resume:
-            check_outputs(args.out, args.force)
-        dtype = torch.float64 if args.dtype == "float64" else torch.float32
-        torch.manual_seed(args.seed)
-        module = CapsulesTrainModule(CapsulesConfig.preset("cpu", num_points=args.num_points)).to(dtype)
-        net = module.net
-        x = torch.randn(2, args.num_points, 3, dtype=dtype)
-        with torch.no_grad():
-            net.eval()
-            feats = net.encoder(x)
-            net.train()
-        cfg_m = net.config
-        desc = torch.zeros(2, cfg_m.num_capsules * cfg_m.feat_dim, dtype=dtype)
-        report = detect_in_submodules(net, {"encoder": x, "capsules": (x, feats), "canonicalizer.mlp": desc})
-        data = build_dataset("procedural", "train", num_points=args.num_points)
-        n = min(args.shapes, len(data))
-        data = torch.utils.data.Subset(data, list(range(n)))
-        per_epoch = -(-n // args.batch_size)
-        cfg = TrainConfig(optimizer="sgd", lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
-                          batch_size=args.batch_size, max_steps=args.steps, epochs=-(-args.steps // per_epoch),
-                          seed=args.seed, device="cpu", monitor=None, progress=not args.no_progress,
-                          ckpt_every_steps=10, eval_every_epochs=10 ** 6, drop_last=True)
-        payload = run_with_model(net, data, (x,), args.out, cfg, module=module, prefix="net.", report=report,
-                                 force=args.force, resume=args.resume,
-                                 extra={"tool": "mechanics_capsules_encoder", "args": vars(args)},
-                                 title="Canonical Capsules (encoder + capsule layer), procedural shapes")
-    except CanocapsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps.data import build_dataset
+    from canocaps.extras.mechanics.experiments import check_outputs, run_with_model
+    from canocaps.extras.mechanics.symmetry import detect_in_submodules
+    from canocaps.model import CapsulesConfig
+    from canocaps.model.training import CapsulesTrainModule
+    from canocaps.train import TrainConfig
+
+    if not args.resume:
+        check_outputs(args.out, args.force)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    torch.manual_seed(args.seed)
+    module = CapsulesTrainModule(CapsulesConfig.preset("cpu", num_points=args.num_points)).to(dtype)
+    net = module.net
+    x = torch.randn(2, args.num_points, 3, dtype=dtype)
+    with torch.no_grad():
+        net.eval()
+        feats = net.encoder(x)
+        net.train()
+    cfg_m = net.config
+    desc = torch.zeros(2, cfg_m.num_capsules * cfg_m.feat_dim, dtype=dtype)
+    report = detect_in_submodules(net, {"encoder": x, "capsules": (x, feats), "canonicalizer.mlp": desc})
+    data = build_dataset("procedural", "train", num_points=args.num_points)
+    n = min(args.shapes, len(data))
+    data = torch.utils.data.Subset(data, list(range(n)))
+    per_epoch = -(-n // args.batch_size)
+    cfg = TrainConfig(optimizer="sgd", lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                      batch_size=args.batch_size, max_steps=args.steps, epochs=-(-args.steps // per_epoch),
+                      seed=args.seed, device="cpu", monitor=None, progress=not args.no_progress,
+                      ckpt_every_steps=10, eval_every_epochs=10 ** 6, drop_last=True)
+    payload = run_with_model(net, data, (x,), args.out, cfg, module=module, prefix="net.", report=report,
+                             force=args.force, resume=args.resume,
+                             extra={"tool": "mechanics_capsules_encoder", "args": vars(args)},
+                             title="Canonical Capsules (encoder + capsule layer), procedural shapes")
     print(report.format())
     for name, s in payload["summary"].items():
         e = s["rel_error"]

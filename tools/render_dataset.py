@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
+
 
 def render(points_list: list[np.ndarray], titles: list[str], cols: int, dpi: int = 80, point_size: float = 1.5) -> bytes:
     """Scatter every ``(N, 3)`` cloud into its own 3D axis; return PNG bytes."""
@@ -43,9 +45,7 @@ def render(points_list: list[np.ndarray], titles: list[str], cols: int, dpi: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from canocaps._files import atomic_write_bytes
-    from canocaps.data.procedural.generator import CLASS_NAMES, sample_shape
-    from canocaps.errors import CanocapsError
+    from canocaps.data.procedural.generator import CLASS_NAMES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--output", default="docs/img/procedural_classes.png")
@@ -57,21 +57,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dpi", type=int, default=80)
     ap.add_argument("--force", action="store_true", help="overwrite the output")
     args = ap.parse_args(argv)
-    try:
-        unknown = sorted(set(args.classes) - set(CLASS_NAMES))
-        if unknown:
-            raise CanocapsError(f"unknown class(es) {unknown}; known: {', '.join(CLASS_NAMES)}")
-        clouds, titles = [], []
-        for name in args.classes:
-            for i in range(args.per_class):
-                clouds.append(sample_shape(name, args.seed, "test", i, args.num_points))
-                titles.append(name if args.per_class == 1 else f"{name} {i}")
-        png = render(clouds, titles, min(args.cols, len(clouds)), args.dpi)
-        atomic_write_bytes(args.output, png, force=args.force)
-        os.chmod(args.output, 0o644)  # the temporary file behind the atomic write is private (0600)
-    except CanocapsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded("render_dataset", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from canocaps._files import atomic_write_bytes
+    from canocaps.data.procedural.generator import CLASS_NAMES, sample_shape
+    from canocaps.errors import CanocapsInputError
+
+    unknown = sorted(set(args.classes) - set(CLASS_NAMES))
+    if unknown:
+        raise CanocapsInputError(f"unknown class(es) {unknown}; known: {', '.join(CLASS_NAMES)}")
+    clouds, titles = [], []
+    for name in args.classes:
+        for i in range(args.per_class):
+            clouds.append(sample_shape(name, args.seed, "test", i, args.num_points))
+            titles.append(name if args.per_class == 1 else f"{name} {i}")
+    png = render(clouds, titles, min(args.cols, len(clouds)), args.dpi)
+    atomic_write_bytes(args.output, png, force=args.force)
+    os.chmod(args.output, 0o644)  # the temporary file behind the atomic write is private (0600)
     print(f"wrote {args.output} ({len(png) / 1024:.0f} KB, {len(clouds)} shapes)")
     return 0
 
