@@ -43,6 +43,11 @@ def config(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def _head_and_tail(text: str, chars: int = 1500) -> str:
+    """The workers' own messages come first in torchrun's stderr, its report of the failure last."""
+    return text if len(text) <= 2 * chars else f"{text[:chars]}\n[...]\n{text[-chars:]}"
+
+
 def params_of(module: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in module.parameters()])
 
@@ -241,6 +246,7 @@ DDP_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_train import LinearRegression, regression_data, config
     from canocaps.train import Trainer
+    from canocaps.train.distributed import exit_worker
     module = LinearRegression()
     Trainer(config(epochs=2, batch_size=4, shuffle=False)).fit(module, regression_data(32))
     flat = torch.cat([p.detach().flatten() for p in module.parameters()])
@@ -248,8 +254,19 @@ DDP_SCRIPT = textwrap.dedent("""
     dist.all_gather(gathered, flat)
     if dist.get_rank() == 0:
         torch.save(torch.stack(gathered), {out!r})
-    dist.destroy_process_group()
+    exit_worker(0)
 """)
+
+
+def run_torchrun(args: list[str], nproc: int = 2, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --nproc_per_node NPROC ARGS`` on a free port, Gloo threads at 1."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port: a fixed one can still be held by an earlier run
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+                           "--master_port", str(port), *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
 
 
 def test_ddp_two_cpu_processes_match_single_process_full_batch(tmp_path):
@@ -257,14 +274,8 @@ def test_ddp_two_cpu_processes_match_single_process_full_batch(tmp_path):
     out = tmp_path / "params.pt"
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with socket.socket() as sock:  # a free port: a fixed one can still be held by an earlier run
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(port), str(script)], capture_output=True, text=True, env=env,
-                          timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_torchrun([str(script)])
+    assert proc.returncode == 0, _head_and_tail(proc.stderr)
     per_rank = torch.load(out)
     torch.testing.assert_close(per_rank[0], per_rank[1], rtol=0, atol=0)
     single = LinearRegression()

@@ -45,5 +45,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args.config) if args.config else None
     out = Path(args.resume or args.out)
     run_training(config, out, resume=bool(args.resume), overrides=args.overrides or None)
-    info(f"done: weights in {out / 'model.pt'}, curves: canocaps plot {out}")
+    from canocaps.train.distributed import dist_info_from_env, exit_worker
+
+    dist_info = dist_info_from_env()
+    if dist_info.is_main:
+        info(f"done: weights in {out / 'model.pt'}, curves: canocaps plot {out}")
+    if dist_info.enabled:
+        exit_worker(0)  # a torchrun worker: see exit_worker for why not a normal exit
     return 0

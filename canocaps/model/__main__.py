@@ -1,7 +1,7 @@
-"""``python -m canocaps.model {train,evaluate,export}``: the model's run tools.
+"""``python -m canocaps.model {evaluate,export}``: the model's weight tools.
 
-    python -m canocaps.model train --config canocaps/train/configs/capsules_cpu.yaml --out runs/x
-    python -m canocaps.model train --resume runs/x
+Training is ``canocaps train --config capsules_cpu --out runs/x`` (``--resume runs/x``).
+
     python -m canocaps.model export runs/x/best.pt weights.pt
     python -m canocaps.model evaluate weights.pt --split test --json metrics.json
 
@@ -21,12 +21,6 @@ from canocaps.errors import CanocapsError
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m canocaps.model", description="Canonical Capsules run tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train from a run config (model/data/train sections)")
-    t.add_argument("--config", help="run config YAML (optional with --resume)")
-    t.add_argument("--out", help="run directory")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
-    t.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
-                   help="config overrides (repeatable)")
     e = sub.add_parser("evaluate", help="metrics of a weights file on a data split")
     e.add_argument("weights")
     e.add_argument("--data", default="procedural")
@@ -51,17 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
-        if a.cmd == "train":
-            from canocaps.errors import CanocapsInputError
-            from canocaps.model.training import run_training
-
-            if a.resume:
-                run_training(a.config, a.resume, resume=True, overrides=a.set)
-            else:
-                if not a.config or not a.out:
-                    raise CanocapsInputError("train: --config and --out are required (or --resume RUN_DIR)")
-                run_training(a.config, a.out, overrides=a.set)
-        elif a.cmd == "export":
+        if a.cmd == "export":
             from canocaps.model.training import export_weights
 
             export_weights(a.checkpoint, a.out, force=a.force)

@@ -391,6 +391,8 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
                  callbacks: Sequence[Any] = ()) -> Any:
     """Train Canonical Capsules as described by a run config; returns the trainer's ``FitResult``.
 
+    Under ``torchrun`` every rank calls it and rank 0 writes the files; end the worker
+    with :func:`canocaps.train.distributed.exit_worker` (``canocaps train`` does).
     ``out_dir`` receives the trainer's files (``config.yaml``, ``metrics.csv``,
     ``last.pt``, ``best.pt``), ``run.yaml`` (the full resolved run config) and, at the
     end, ``model.pt`` (standalone weights of the best checkpoint when there is one,
@@ -399,6 +401,7 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     """
     from canocaps._files import atomic_write_text
     from canocaps.train import Trainer
+    from canocaps.train.distributed import barrier, dist_info_from_env
 
     out = Path(out_dir)
     run_yaml = out / "run.yaml"
@@ -415,15 +418,19 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
         if (out / "last.pt").exists():
             raise CanocapsInputError(f"{out}: holds a run already (resume it, or choose another --out)")
         cfg = load_run_config(config_path_or_dict, overrides)
+    main_process = dist_info_from_env().is_main  # under torchrun, only rank 0 writes the run's files
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_yaml, yaml.safe_dump(_run_config_dict(cfg), sort_keys=False), force=True)
+    if main_process:
+        atomic_write_text(run_yaml, yaml.safe_dump(_run_config_dict(cfg), sort_keys=False), force=True)
 
     train_ds, val_ds = build_datasets(cfg["data"])
     module = CapsulesTrainModule(cfg["model"], cfg["data"]["pairs"])
     trainer = Trainer(cfg["train"], callbacks=tuple(callbacks), out_dir=out)
     result = trainer.fit(module, train_ds, val_ds, resume=resume)
-    best = out / "best.pt"
-    export_weights(best if best.is_file() else out / "last.pt", out / "model.pt", force=True)
+    if main_process:
+        best = out / "best.pt"
+        export_weights(best if best.is_file() else out / "last.pt", out / "model.pt", force=True)
+    barrier()  # model.pt is written before any rank goes on
     return result
 
 
