@@ -401,7 +401,7 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     """
     from canocaps._files import atomic_write_text
     from canocaps.train import Trainer
-    from canocaps.train.distributed import barrier, dist_info_from_env
+    from canocaps.train.distributed import barrier
 
     out = Path(out_dir)
     run_yaml = out / "run.yaml"
@@ -418,16 +418,15 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
         if (out / "last.pt").exists():
             raise CanocapsInputError(f"{out}: holds a run already (resume it, or choose another --out)")
         cfg = load_run_config(config_path_or_dict, overrides)
-    main_process = dist_info_from_env().is_main  # under torchrun, only rank 0 writes the run's files
+    trainer = Trainer(cfg["train"], callbacks=tuple(callbacks), out_dir=out)
     out.mkdir(parents=True, exist_ok=True)
-    if main_process:
+    if trainer.is_main_process:  # under torchrun, rank 0 alone writes the run's files
         atomic_write_text(run_yaml, yaml.safe_dump(_run_config_dict(cfg), sort_keys=False), force=True)
 
     train_ds, val_ds = build_datasets(cfg["data"])
     module = CapsulesTrainModule(cfg["model"], cfg["data"]["pairs"])
-    trainer = Trainer(cfg["train"], callbacks=tuple(callbacks), out_dir=out)
     result = trainer.fit(module, train_ds, val_ds, resume=resume)
-    if main_process:
+    if trainer.is_main_process:
         best = out / "best.pt"
         export_weights(best if best.is_file() else out / "last.pt", out / "model.pt", force=True)
     barrier()  # model.pt is written before any rank goes on

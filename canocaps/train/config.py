@@ -16,6 +16,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 _NUMBER_TYPES = ("int", "float", "int | None", "float | None")  # field annotations (strings: postponed)
 
+
 @dataclass
 class TrainConfig:
     """Everything the trainer needs to know; model and data settings live elsewhere.

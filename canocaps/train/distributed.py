@@ -52,19 +52,10 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown_distributed() -> None:
-    """Leave the process group that :func:`init_distributed` joined: a barrier, then ``destroy_process_group``.
+def exit_worker(code: int = 0) -> NoReturn:
+    """End a ``torchrun`` worker process: a barrier, ``destroy_process_group``, flush, ``os._exit(code)``.
 
     Call it once every rank is done (not after an error on one rank: the barrier would wait for ever).
-    No-op in a single process.
-    """
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def exit_worker(code: int = 0) -> NoReturn:
-    """End a ``torchrun`` worker process: :func:`shutdown_distributed`, flush, then ``os._exit(code)``.
 
     Why not a normal exit: once a module has been wrapped in ``DistributedDataParallel`` the Gloo
     group's worker threads outlive ``destroy_process_group`` (PyTorch 2.13), and the gradient
@@ -74,7 +65,9 @@ def exit_worker(code: int = 0) -> NoReturn:
     This was seen in about one run in ten under CPU load (2 Gloo processes, a 2-core machine).
     Skipping interpreter shutdown avoids it; every file the run writes is complete before this call.
     """
-    shutdown_distributed()
+    barrier()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
