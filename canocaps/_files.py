@@ -24,14 +24,26 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()  # what open() would give a new file
 
 
+def check_outputs(force: bool, *paths: str | os.PathLike | None) -> None:
+    """The one "exists, use --force" check: raise :class:`OutputExistsError` for the first of
+    ``paths`` (None entries skipped) that exists when ``force`` is False.
+
+    Commands call it before any heavy work, so a refused output costs nothing.
+    """
+    if force:
+        return
+    for p in paths:
+        if p is not None and Path(p).exists():
+            raise OutputExistsError(f"{p} exists (use --force / force=True to overwrite)")
+
+
 def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     """Return ``path`` as a Path; raise :class:`OutputExistsError` if it exists and not ``force``.
 
     The parent folder is created when missing.
     """
     out = Path(path)
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists (use --force / force=True to overwrite)")
+    check_outputs(force, out)
     if out.exists() and out.is_dir():
         raise OutputExistsError(f"{out} is a directory, not a file")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -53,8 +65,7 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str | None
     tmp = Path(tmp_name)
     try:
         yield tmp
-        if not force and out.exists():  # appeared while we were writing
-            raise OutputExistsError(f"{out} exists (use --force / force=True to overwrite)")
+        check_outputs(force, out)  # it may have appeared while we were writing
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files
         os.replace(tmp, out)
     finally:

@@ -9,12 +9,12 @@ Heavy libraries (torch, Open3D) are imported inside the commands, so ``--help`` 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from importlib import import_module
 from typing import Sequence
 
 from canocaps import __version__
+from canocaps._guard import guarded
 from canocaps.commands import COMMANDS
 
 __all__ = ["build_parser", "main"]
@@ -26,6 +26,8 @@ EPILOG = """examples:
   canocaps canonicalize in.ply -o canonical.ply --json
   canocaps eval registration --limit 20
   canocaps train --config capsules_cpu --out runs/cpu
+  canocaps export runs/cpu/best.pt weights.pt
+  canocaps eval equivariance --weights weights.pt --split test
   canocaps extras dni --help
 """
 
@@ -46,46 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f"{exc.filename}: " if exc.filename else ""
-        msg = f"{where}{exc.strerror}"
-    else:
-        msg = str(exc) or type(exc).__name__
-    return " ".join(msg.split())
-
-
-def _fail(msg: str, code: int) -> int:
-    print(f"canocaps: error: {msg}", file=sys.stderr)
-    return code
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    from canocaps.errors import CanocapsError
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)  # exits 2 with argparse's own message on bad flags
+    Failures go through the one guard of every entry point (:func:`canocaps._guard.guarded`).
+    """
+    def body() -> int:
+        args = build_parser().parse_args(argv)  # exits 2 with argparse's own message on bad flags
         return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("canocaps: interrupted", file=sys.stderr)
-        return 130
-    except CanocapsError as exc:
-        return _fail(_one_line(exc), 2)
-    except BrokenPipeError:  # e.g. `canocaps register ... | head -1`
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 1
-    except OSError as exc:
-        return _fail(_one_line(exc), 1)
-    except Exception as exc:  # noqa: BLE001 - the promise is "never a traceback"
-        if os.environ.get("CANOCAPS_DEBUG"):
-            raise
-        return _fail(f"internal error: {type(exc).__name__}: {_one_line(exc)} "
-                     "(set CANOCAPS_DEBUG=1 for the traceback)", 1)
+
+    return guarded("canocaps", body)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,6 +40,9 @@ __all__ = [
     "read_mesh",
     "write_points",
     "validate_points",
+    "as_points",
+    "subsample",
+    "unit_sphere",
     "sample_mesh",
 ]
 
@@ -87,36 +90,49 @@ def _check_file(path: str | os.PathLike, allowed: tuple[str, ...]) -> tuple[Path
     return p, ext
 
 
-def validate_points(array: Any, min_points: int = 1, name: str = "points") -> np.ndarray:
-    """Check and convert a point cloud to a C-contiguous ``(N, 3)`` float32 numpy array (a copy).
+def _to_array(obj: Any, name: str, seed: int = 0, num_mesh_points: int = DEFAULT_MESH_POINTS) -> Any:
+    """The one conversion of a cloud-like object to something ``np.asarray`` reads.
 
-    Accepts numpy arrays, torch tensors (any device; detached), nested lists, an Open3D
-    ``PointCloud`` (its points), a trimesh ``PointCloud`` (its vertices) and a trimesh
-    ``Trimesh``, which is *sampled* uniformly on its surface to
-    ``DEFAULT_MESH_POINTS`` = 2048 points (seed 0); use :func:`sample_mesh` for other
-    counts.
-
-    Raises:
-        CanocapsInputError: (one line, starting with ``name``) if the input is empty,
-            not ``(N, 3)``, not numeric, has NaN/inf (reports how many points), or has
-            fewer than ``min_points`` points.
+    numpy arrays (subclasses such as trimesh's ``TrackedArray`` included) pass as they are;
+    torch tensors are detached and moved to the CPU; Open3D ``PointCloud`` -> its points;
+    Open3D ``TriangleMesh`` and trimesh ``Trimesh`` with faces -> ``num_mesh_points``
+    points sampled on the surface (:func:`sample_mesh`, seeded); meshes without faces and
+    trimesh ``PointCloud`` -> their vertices. Anything else goes to ``np.asarray`` as is.
     """
+    if isinstance(obj, np.ndarray):
+        return np.asarray(obj)
+    mod = type(obj).__module__ or ""
+    if mod.startswith("torch") and hasattr(obj, "detach"):
+        t = obj.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            t = t.float()
+        return t.numpy()
+    if mod.startswith("open3d"):
+        if hasattr(obj, "triangles") and hasattr(obj, "vertices"):  # TriangleMesh
+            verts = np.asarray(obj.vertices)
+            if len(obj.triangles) == 0:
+                return verts
+            import trimesh
+
+            return sample_mesh(trimesh.Trimesh(verts, np.asarray(obj.triangles), process=False), num_mesh_points,
+                               seed=seed, name=name)
+        if hasattr(obj, "points"):
+            return np.asarray(obj.points)
+        raise CanocapsInputError(f"{name}: unsupported Open3D object {type(obj).__name__}")
+    if mod.startswith("trimesh"):
+        faces = getattr(obj, "faces", None)
+        if faces is not None and len(faces) > 0:
+            return sample_mesh(obj, num_mesh_points, seed=seed, name=name)
+        if hasattr(obj, "vertices"):
+            return np.asarray(obj.vertices)
+        raise CanocapsInputError(f"{name}: unsupported trimesh object {type(obj).__name__}")
+    return obj
+
+
+def _check(array: Any, min_points: int, name: str) -> np.ndarray:
+    """The one check: ``(N, 3)`` real, finite in float32, at least ``min_points`` rows -> float32 copy."""
     if min_points < 0:
         raise CanocapsInputError(f"min_points must be >= 0, got {min_points}")
-    mod = type(array).__module__ or ""
-    if mod.startswith("torch") and hasattr(array, "detach"):
-        array = array.detach().cpu()
-        if str(array.dtype) == "torch.bfloat16":  # numpy has no bfloat16
-            array = array.float()
-        array = array.numpy()
-    elif mod.startswith("open3d") and hasattr(array, "points"):
-        array = np.asarray(array.points)
-    elif mod.startswith("trimesh"):
-        faces = getattr(array, "faces", None)
-        if faces is not None and len(faces) > 0:
-            array = sample_mesh(array, DEFAULT_MESH_POINTS, seed=0, name=name)
-        elif hasattr(array, "vertices"):
-            array = np.asarray(array.vertices)
     try:
         arr = np.asarray(array)
     except (ValueError, TypeError) as e:  # ragged lists and the like
@@ -139,6 +155,68 @@ def validate_points(array: Any, min_points: int = 1, name: str = "points") -> np
     return out
 
 
+def validate_points(array: Any, min_points: int = 1, name: str = "points") -> np.ndarray:
+    """Check and convert a point cloud to a C-contiguous ``(N, 3)`` float32 numpy array (a copy).
+
+    Accepts numpy arrays, torch tensors (any device; detached), nested lists, an Open3D
+    ``PointCloud`` (its points), a trimesh ``PointCloud`` (its vertices) and meshes
+    (trimesh ``Trimesh``, Open3D ``TriangleMesh``), which are *sampled* uniformly on their
+    surface to ``DEFAULT_MESH_POINTS`` = 2048 points (seed 0); use :func:`sample_mesh` for
+    other counts. :func:`as_points` also takes paths.
+
+    Raises:
+        CanocapsInputError: (one line, starting with ``name``) if the input is empty,
+            not ``(N, 3)``, not numeric, has NaN/inf (reports how many points), or has
+            fewer than ``min_points`` points.
+    """
+    if min_points < 0:
+        raise CanocapsInputError(f"min_points must be >= 0, got {min_points}")
+    return _check(_to_array(array, name), min_points, name)
+
+
+def as_points(obj: Any, name: str = "points", min_points: int = 1, seed: int = 0) -> np.ndarray:
+    """The input edge: any cloud-like object -> a checked ``(N, 3)`` float32 array.
+
+    ``obj``: a path (any format of :func:`read_points`), a numpy array or torch tensor of
+    shape ``(N, 3)`` or ``(1, N, 3)``, an Open3D ``PointCloud`` / ``TriangleMesh``, a
+    trimesh ``PointCloud`` / ``Trimesh`` (meshes are sampled: :data:`DEFAULT_MESH_POINTS`
+    points, ``seed``). Every command and head takes user clouds through here once;
+    bad input raises :class:`CanocapsInputError` with one line naming ``name``.
+    """
+    if isinstance(obj, (str, os.PathLike)):
+        return read_points(Path(obj), min_points=min_points, seed=seed)
+    arr = _to_array(obj, name, seed=seed)
+    if isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    return _check(arr, min_points, name)
+
+
+def subsample(points: np.ndarray, num_points: int | None, seed: int = 0, first: bool = False) -> np.ndarray:
+    """``num_points`` rows of ``points`` ``(N, 3)`` (all of them when N <= num_points or None).
+
+    ``first``: the first rows (the official test protocol); otherwise a seeded random
+    subset without replacement, kept in the input's order (the same ``seed``, the same rows).
+    """
+    if num_points is None or len(points) <= num_points:
+        return points
+    if first:
+        return points[:num_points]
+    idx = np.random.default_rng(seed).choice(len(points), size=num_points, replace=False)
+    return points[np.sort(idx)]
+
+
+def unit_sphere(points: np.ndarray, min_radius: float = 1e-12) -> tuple[np.ndarray, float]:
+    """The one normalisation: centroid ``(3,)`` float64 and radius of ``(N, 3)`` points.
+
+    The radius is the largest distance to the centroid, floored at ``min_radius`` (a
+    degenerate cloud does not divide by zero); ``(points - centroid) / radius`` lies in the
+    unit sphere, where the networks are trained.
+    """
+    c = np.asarray(points).mean(axis=0, dtype=np.float64)
+    r = float(np.sqrt(((points - c) ** 2).sum(axis=1)).max())
+    return c, max(r, min_radius)
+
+
 def sample_mesh(mesh: Any, num_points: int, seed: int = 0, name: str = "mesh") -> np.ndarray:
     """``(num_points, 3)`` float32 points uniform on the surface of a trimesh ``Trimesh`` (area-weighted).
 
@@ -156,15 +234,6 @@ def sample_mesh(mesh: Any, num_points: int, seed: int = 0, name: str = "mesh") -
         raise CanocapsInputError(f"{name}: mesh has zero surface area (degenerate faces)")
     pts, _ = trimesh.sample.sample_surface(mesh, int(num_points), seed=int(seed))
     return np.asarray(pts, dtype=np.float32)
-
-
-def _subsample(points: np.ndarray, num_points: int | None, seed: int, first_n: bool) -> np.ndarray:
-    if num_points is None or len(points) <= num_points:
-        return points
-    if first_n:
-        return points[:num_points]
-    idx = np.random.default_rng(seed).choice(len(points), size=num_points, replace=False)
-    return points[np.sort(idx)]
 
 
 # ----------------------------------------------------------------------------- readers
@@ -200,7 +269,7 @@ def _read_trimesh_points(p: Path, ext: str, num_points: int | None, seed: int, a
         return sample_mesh(obj, DEFAULT_MESH_POINTS if num_points is None else num_points, seed=seed, name=str(p))
     if len(verts) == 0:
         raise CanocapsInputError(f"{p}: file contains no points")
-    return _subsample(verts, num_points, seed, first_n)
+    return subsample(verts, num_points, seed, first_n)
 
 
 def _read_pcd(p: Path) -> np.ndarray:
@@ -313,7 +382,7 @@ def read_points(
         else:
             pts = _read_numpy(p, ext)
         pts = validate_points(pts, min_points=0, name=str(p))
-        pts = _subsample(pts, num_points, seed, first_n)
+        pts = subsample(pts, num_points, seed, first_n)
     return validate_points(pts, min_points=min_points, name=str(p))
 
 

@@ -3,7 +3,7 @@
 Weights are looked up, in order, in ``$CANOCAPS_WEIGHTS_DIR`` and in the repository's
 ``pretrained/`` folder. Nothing is ever downloaded. ``name`` may also be a path to a
 weights file written by :meth:`canocaps.model.CanonicalCapsules.save` (or exported from
-a training run with ``canocaps.model.training.export_weights``).
+a training run with ``canocaps export``).
 """
 from __future__ import annotations
 

@@ -87,4 +87,4 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, argv, needle):
 def test_python_m_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "canocaps.extras.dni", "lstsq", "--out", str(tmp_path),
                            "--steps", "0"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error:"), proc.stderr
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("canocaps extras dni: error:"), proc.stderr

@@ -49,7 +49,7 @@ def test_simulate_resumes_and_refuses_to_clobber(pipeline, capsys):
     assert (data / "train.npz").stat().st_mtime_ns == before
     assert main(["simulate", "-o", str(data), "--n-train", "16", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "--force" in err and "\n" not in err
+    assert err.startswith("canocaps extras trajectories: error:") and "--force" in err and "\n" not in err
 
 
 def test_train_writes_run_and_refuses_second_run(pipeline, capsys):

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from canocaps.errors import CanocapsInputError
-from canocaps.heads.baselines import PCACanonical, PCACanonicalizer, fpfh_ransac_icp, pca_register
+from canocaps.heads.baselines import PCACanonical, PCACanonicalizer, fpfh_ransac_icp
+from canocaps.heads.registration import pca_register
 from canocaps.heads.registration import (
     benchmark_registration,
     register,
@@ -255,7 +256,8 @@ def test_meshes_are_sampled_on_their_surface():
     import open3d as o3d
     import trimesh
 
-    from canocaps.heads._inputs import MESH_SAMPLES, as_points
+    from canocaps.io import DEFAULT_MESH_POINTS as MESH_SAMPLES
+    from canocaps.io import as_points
 
     box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
     for mesh in (box, o3d.geometry.TriangleMesh.create_box(2.0, 1.0, 0.5)):

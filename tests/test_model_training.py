@@ -9,9 +9,8 @@ from canocaps.errors import CanocapsInputError
 from canocaps.geometry import random_rotation, rotation_error_deg
 from canocaps.model import CanonicalCapsules, CapsulesConfig
 from canocaps.model.losses import LOSS_NAMES
-from canocaps.model.training import (
-    CapsulesTrainModule, evaluate, export_weights, load_run_config, pair_metrics, run_training,
-)
+from canocaps.model.module import CapsulesTrainModule, pair_metrics
+from canocaps.recipes.capsules import evaluate, export_weights, load_run_config, run_training
 
 TINY = dict(num_points=64, num_capsules=4, feat_dim=16, num_blocks=1, layers_per_block=1,
             canon_hidden=(32,), grid_dim=2, decoder_bottleneck=16)
@@ -176,7 +175,6 @@ def test_canocaps_train_under_torchrun_two_cpu_processes(tmp_path):
 
 def test_plot_curves_and_cli_errors(tmp_path, capsys):
     from canocaps.errors import OutputExistsError
-    from canocaps.model.__main__ import main
     from canocaps.viz.curves import plot_training_curves, read_metrics
 
     csv = tmp_path / "metrics.csv"
@@ -198,7 +196,7 @@ def test_plot_curves_and_cli_errors(tmp_path, capsys):
     assert marked.read_bytes()[:4] == b"\x89PNG" and marked.read_bytes() != plain.read_bytes()
     assert cli_main(["plot", str(tmp_path), "-o", str(tmp_path / "bad.png"), "--mark", "ten=x"]) == 2
     assert "--mark" in capsys.readouterr().err and not (tmp_path / "bad.png").exists()
-    assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+    assert cli_main(["eval", "equivariance", "--weights", str(tmp_path / "missing.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("canocaps: error:") and "not found" in err and "\n" not in err
 
@@ -215,7 +213,7 @@ def test_training_step_on_cuda_matches_cpu():
 
 
 def test_canonical_agreement_is_symmetry_blind_and_pca_baseline_exact_on_pose():
-    from canocaps.model.training import baseline_pair_metrics, canonical_agreement
+    from canocaps.model.module import baseline_pair_metrics, canonical_agreement
 
     g = torch.Generator().manual_seed(0)
     # two samples of a box with distinct sides: 180-degree turns about its axes are symmetries
@@ -253,7 +251,7 @@ def test_evaluate_reports_baselines_and_per_class(tmp_path):
 
 
 def test_validation_split_is_seeded_and_training_split_is_not():
-    from canocaps.model.training import build_datasets
+    from canocaps.recipes.capsules import build_datasets
 
     data = {"name": "procedural", "num_points": 32, "train_split": "train", "val_split": "val",
             "options": {"per_class": 1}}

@@ -7,7 +7,7 @@ import pytest
 
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError
-from canocaps.model.training import load_run_config
+from canocaps.recipes.capsules import load_run_config
 from canocaps.train import TrainConfig
 
 CPU_CONFIG = Path(__file__).resolve().parents[1] / "canocaps" / "train" / "configs" / "capsules_cpu.yaml"

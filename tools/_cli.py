@@ -1,17 +1,11 @@
-"""The one error guard of the tools/ scripts: a canocaps error becomes one line on stderr, exit 2."""
+"""The tools/ scripts use the package's one error guard (:func:`canocaps._guard.guarded`)."""
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 
 def guarded(prog: str, body: Callable[[], int]) -> int:
-    """Return ``body()``; on :class:`canocaps.errors.CanocapsError` print ``PROG: error: ...`` and return 2."""
-    from canocaps.cli import _one_line
-    from canocaps.errors import CanocapsError
+    """Return ``body()``; failures become ``PROG: error: ...`` on stderr (2 bad input, 1 I/O, 130 Ctrl-C)."""
+    from canocaps._guard import guarded as _guarded
 
-    try:
-        return body()
-    except CanocapsError as exc:
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+    return _guarded(prog, body)

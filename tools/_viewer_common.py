@@ -23,8 +23,4 @@ def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPars
     from _cli import guarded
 
     args = parser.parse_args()
-    try:
-        sys.exit(guarded(parser.prog, lambda: main(args)))
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
+    sys.exit(guarded(parser.prog, lambda: main(args)))

@@ -33,11 +33,10 @@ VARIANTS = ("canocaps", "official-style")
 
 
 def cdist_chamfer(x, y):
-    """Dense Chamfer with torch.cdist (official style): squared, mean per side, summed, batch mean."""
-    import torch
+    """Dense Chamfer with torch.cdist (official style): :func:`canocaps.ops.reference.chamfer_cdist`."""
+    from canocaps.ops.reference import chamfer_cdist
 
-    d = torch.cdist(x, y) ** 2  # (B, N, M)
-    return (d.min(dim=2).values.mean(dim=1) + d.min(dim=1).values.mean(dim=1)).mean()
+    return chamfer_cdist(x, y)
 
 
 def _rss_mib() -> float:
@@ -58,7 +57,7 @@ def _run_variant(variant: str, device: str, batch: int, points: int, capsules: i
 
     from canocaps.geometry import weighted_procrustes_reference
     from canocaps.model import CapsulesConfig
-    from canocaps.model.training import CapsulesTrainModule
+    from canocaps.model.module import CapsulesTrainModule
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

@@ -31,9 +31,10 @@ step() {  # step NAME.json COMMAND...: run COMMAND unless NAME.json exists
         "$@"
     fi
 }
-step test_metrics.json $py -m canocaps.model evaluate "$weights" --split test --json "$out/test_metrics.json"
-step test_metrics_resampled.json $py -m canocaps.model evaluate "$weights" --split test --resample-views \
-    --json "$out/test_metrics_resampled.json"
+step test_metrics.json $py -m canocaps eval equivariance --weights "$weights" --split test \
+    --json-out "$out/test_metrics.json"
+step test_metrics_resampled.json $py -m canocaps eval equivariance --weights "$weights" --split test \
+    --resample-views --json-out "$out/test_metrics_resampled.json"
 step registration.json $py tools/bench_registration.py --limit 140 --ablation --weights "$weights" \
     --json "$out/registration.json"
 for task in reconstruction classification; do

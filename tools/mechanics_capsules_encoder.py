@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     from canocaps.extras.mechanics.experiments import check_outputs, run_with_model
     from canocaps.extras.mechanics.symmetry import detect_in_submodules
     from canocaps.model import CapsulesConfig
-    from canocaps.model.training import CapsulesTrainModule
+    from canocaps.model.module import CapsulesTrainModule
     from canocaps.train import TrainConfig
 
     if not args.resume:

@@ -7,4 +7,4 @@ Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 from __future__ import annotations
 
 #: Module names, in the order ``canocaps --help`` lists them.
-COMMANDS = ("register", "canonicalize", "reconstruct", "demo", "eval", "train", "plot", "extras")
+COMMANDS = ("register", "canonicalize", "reconstruct", "demo", "eval", "train", "export", "plot", "extras")

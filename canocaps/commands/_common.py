@@ -7,6 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from canocaps._files import check_outputs
+
+__all__ = ["add_model_args", "add_force", "check_outputs", "load_model", "print_json", "info", "write_json_file",
+           "format_table"]
+
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """``--weights`` and ``--device``."""
@@ -18,15 +23,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_force(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
-
-
-def check_outputs(force: bool, *paths: str | Path | None) -> None:
-    """Fail early (before any heavy work) when an output exists and ``--force`` is absent."""
-    from canocaps.errors import OutputExistsError
-
-    for p in paths:
-        if p is not None and Path(p).exists() and not force:
-            raise OutputExistsError(f"{p} exists (use --force to overwrite)")
 
 
 def load_model(args: argparse.Namespace) -> Any:

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     check_outputs(args.force, args.output, args.png, args.capsules_png)
     from canocaps.heads.canonical import canonicalize_cloud
-    from canocaps.heads._inputs import as_points
+    from canocaps.io import as_points
 
     pts = as_points(args.input, args.input)
     res = canonicalize_cloud(pts, load_model(args), name=args.input)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CanocapsInputError(f"{gt_path}: not a 4x4 matrix ({exc})") from None
 
-    from canocaps.heads._inputs import as_points
+    from canocaps.io import as_points
     from canocaps.heads.registration import register, registration_errors
 
     a, b = as_points(a_path, str(a_path)), as_points(b_path, str(b_path))

@@ -1,4 +1,4 @@
-"""``canocaps eval {registration,reconstruction,classification,stability}``: measured tables."""
+"""``canocaps eval {registration,reconstruction,classification,stability,equivariance}``: measured tables."""
 from __future__ import annotations
 
 import argparse
@@ -8,15 +8,17 @@ from canocaps.commands._common import (add_force, add_model_args, check_outputs,
                                        print_json, write_json_file)
 
 NAME = "eval"
-HELP = "evaluate a model: registration, reconstruction, classification, stability"
+HELP = "evaluate a model: registration, reconstruction, classification, stability, equivariance"
 
-TASKS = ("registration", "reconstruction", "classification", "stability")
+TASKS = ("registration", "reconstruction", "classification", "stability", "equivariance")
 TASK_HELP = {
     "registration": "recall / RRE / RTE / time on test pairs with known transforms, vs FPFH+RANSAC and PCA "
                     "(both + ICP)",
     "reconstruction": "Chamfer distance of the auto-encoder on the test split (official convention)",
     "classification": "LinearSVC and k-means on capsule features vs an SVM on PCA-aligned points",
     "stability": "spread of the canonical pose over rotated copies of test shapes, vs PCA",
+    "equivariance": "the network's pair metrics (equivariance, keypoints, invariance, Chamfer, losses) on "
+                    "random SE(3) pairs of a split, vs PCA",
 }
 
 
@@ -55,6 +57,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             q.add_argument("--same-points", dest="resample", action="store_false",
                            help="rotate the very same points (default: each copy is an independent "
                                 "subset of the shape's 2048 stored surface samples)")
+        if task == "equivariance":
+            q.add_argument("--split", default="test", help="data split (default: test)")
+            q.add_argument("--batch-size", type=int, default=16)
+            q.add_argument("--max-angle-deg", type=float, default=180.0, help="rotation limit of the pairs (180)")
+            q.add_argument("--max-translation", type=float, default=0.2, help="translation bound of the pairs (0.2)")
+            q.add_argument("--resample-views", action="store_true",
+                           help="view 2 is an independent sample of the surface (like two scans), "
+                                "not view 1's points")
 
 
 def registration_table(summary: dict[str, dict[str, Any]]) -> str:
@@ -113,6 +123,20 @@ def run(args: argparse.Namespace) -> int:
              ["capsules (descriptors + keypoints)", f"k-means(k={res.num_classes}) + Hungarian", res.kmeans_accuracy],
              ["PCA-aligned points (8^3 occupancy)", "LinearSVC(C=0.1)", res.pca_svm_accuracy]])
         table += f"\n{res.num_train} train / {res.num_test} test shapes, {res.num_classes} classes"
+    elif args.task == "equivariance":
+        from canocaps.recipes.capsules import evaluate_split
+
+        out = evaluate_split(model, args.data, args.split, args.num_points, args.limit, batch_size=args.batch_size,
+                             seed=args.seed, max_angle_deg=args.max_angle_deg,
+                             max_translation=args.max_translation, resample_views=args.resample_views,
+                             progress=args.progress, dataset_kwargs=dkw)
+        result.update({"split": args.split, "resample_views": args.resample_views, **out})
+        summary = {k: v for k, v in out.items() if k != "per_class"}
+        table = format_table(["shapes", "equivariance (deg) mean", "median", "PCA (deg) mean", "keypoint error",
+                              "invariance error", "Chamfer"],
+                             [[int(out["num_shapes"]), out["equivariance_deg"], out["equivariance_deg_median"],
+                               out["pca_equivariance_deg"], out["keypoint_error"], out["invariance_error"],
+                               out["chamfer"]]])
     else:
         from canocaps.heads.stability import evaluate_stability
 

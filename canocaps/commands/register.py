@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         from canocaps.pretrained import resolve_weights
 
         resolve_weights(args.weights)  # fail fast, before reading clouds or importing torch
-    from canocaps.heads._inputs import as_points
+    from canocaps.io import as_points
 
     a = as_points(args.a, args.a)
     b = as_points(args.b, args.b)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
         res = register(a, b, model=load_model(args), names=(args.a, args.b), **kw)
     elif args.method == "pca":
-        from canocaps.heads.baselines import pca_register
+        from canocaps.heads.registration import pca_register
 
         res = pca_register(a, b, **kw)
     else:

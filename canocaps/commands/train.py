@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set train.max_steps=100 (repeatable)")
+    p.add_argument("-f", "--force", action="store_true", help="restart the run that --out holds (its checkpoints "
+                                                              "and metrics are removed)")
 
 
 def resolve_config(name: str) -> Path:
@@ -40,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
         raise CanocapsInputError("give either --resume RUN_DIR or --out, not both")
     if not args.resume and not (args.config and args.out):
         raise CanocapsInputError("train needs --config X --out RUN_DIR (or --resume RUN_DIR)")
-    from canocaps.model.training import run_training
+    from canocaps.recipes.capsules import run_training
 
     config = resolve_config(args.config) if args.config else None
     out = Path(args.resume or args.out)
-    run_training(config, out, resume=bool(args.resume), overrides=args.overrides or None)
+    run_training(config, out, resume=bool(args.resume), overrides=args.overrides or None, force=args.force)
     from canocaps.train.distributed import dist_info_from_env, exit_worker
 
     dist_info = dist_info_from_env()

@@ -1,6 +1,7 @@
 """Datasets of point clouds and the SE(3) pair sampler.
 
-* :func:`build_dataset` ``(name, split, num_points, ...)``: one entry point for every source:
+* :func:`build_dataset` ``(name, split, num_points, ...)``: one entry point for every source
+  (:func:`open_dataset` takes the same as one command-line string, ``NAME``, ``NAME:ROOT`` or a path):
 
   ==================  ==========================================================  =========================
   name                what                                                        root
@@ -26,9 +27,11 @@ from typing import Any
 
 from canocaps.data.base import ArrayDataset, PointCloudDataset, normalize_unit_sphere
 from canocaps.data.pairs import PairBatch, SE3PairSampler
+import numpy as np
+
 from canocaps.errors import CanocapsInputError
 
-__all__ = ["build_dataset", "DATASETS", "PointCloudDataset", "ArrayDataset", "normalize_unit_sphere",
+__all__ = ["build_dataset", "open_dataset", "pick", "DATASETS", "PointCloudDataset", "ArrayDataset", "normalize_unit_sphere",
            "PairBatch", "SE3PairSampler", "load_test_transforms"]
 
 DATASETS = ("procedural", "shapenet", "shapenet_h5", "shapenetcore", "converted", "modelnet40", "folder")
@@ -87,3 +90,39 @@ def build_dataset(name: str = "procedural", split: str = "train", num_points: in
     from canocaps.data.folder import PointFolder
 
     return PointFolder(root, split, num_points, **kw)
+
+
+def pick(total: int, limit: int | None) -> np.ndarray:
+    """Indices of ``limit`` items spread evenly over ``range(total)`` (all when ``limit`` is None).
+
+    Datasets are often ordered by class, so the first N items would be one class only.
+    """
+    if limit is None or limit >= total:
+        return np.arange(total)
+    if limit < 1:
+        raise CanocapsInputError(f"--limit must be >= 1, got {limit}")
+    return np.unique(np.linspace(0, total - 1, int(limit)).round().astype(np.int64))
+
+
+def open_dataset(data: str, split: str, num_points: int, **kwargs: Any) -> Any:
+    """:func:`canocaps.data.build_dataset` from one string.
+
+    ``data`` is a dataset name (``"procedural"``), ``"NAME:ROOT"`` (e.g.
+    ``"modelnet40:/data/modelnet"``), or a path: a ``.h5`` file is read as a converted
+    dataset, a folder as a folder of point-cloud/mesh files.
+    """
+    from pathlib import Path
+
+    name, root = data, None
+    if data not in DATASETS:
+        head, sep, tail = data.partition(":")
+        if sep and head.lower() in DATASETS + ("modelnet",) and len(head) > 1:
+            name, root = head, tail
+        else:
+            p = Path(data).expanduser()
+            if not p.exists():
+                raise CanocapsInputError(f"--data {data}: not a dataset name ({', '.join(DATASETS)}), "
+                                         "NAME:ROOT, or an existing path")
+            name, root = ("converted" if p.is_file() else "folder"), str(p)
+    kwargs.setdefault("seed", 0)  # fixed point selection: evaluations must be reproducible
+    return build_dataset(name, split, num_points, root=root, **kwargs)

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from canocaps.errors import CanocapsInputError
+from canocaps.io import unit_sphere
 
 __all__ = ["PointCloudDataset", "ArrayDataset", "normalize_unit_sphere", "select_indices", "check_split", "SAMPLING_MODES"]
 
@@ -48,11 +49,10 @@ def normalize_unit_sphere(points: np.ndarray, name: str = "points") -> np.ndarra
         raise CanocapsInputError(f"{name}: expected an (M, 3) array with M >= 1, got shape {tuple(p.shape)}")
     if not np.isfinite(p).all():
         raise CanocapsInputError(f"{name}: contains NaN or inf")
-    p = p - p.mean(0)
-    r = np.sqrt((p * p).sum(1)).max()
+    c, r = unit_sphere(p, min_radius=0.0)  # the one normalisation (canocaps.io)
     if not r > 0:
         raise CanocapsInputError(f"{name}: all points coincide, cannot normalise")
-    return (p / r).astype(np.float32)
+    return ((p - c) / r).astype(np.float32)
 
 
 def select_indices(m: int, n: int, mode: str, rng: np.random.Generator | None, views: int = 1) -> list[np.ndarray]:

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from canocaps.data.base import ArrayDataset
-from canocaps.errors import CanocapsInputError, OutputExistsError
+from canocaps._files import check_outputs
+from canocaps.errors import CanocapsInputError
 
 __all__ = ["collect_meshes", "convert_meshes", "ConvertedH5"]
 
@@ -79,8 +80,7 @@ def convert_meshes(src: str | os.PathLike, dst: str | os.PathLike, num_points: i
     from canocaps.io import read_points
 
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst} exists (use --force / force=True to overwrite)")
+    check_outputs(force, dst)
     if int(num_points) < 1 or int(chunk) < 1:
         raise CanocapsInputError(f"num_points and chunk must be >= 1, got {num_points}, {chunk}")
     files, labels, names, ids = collect_meshes(src)
@@ -132,8 +132,7 @@ def convert_meshes(src: str | os.PathLike, dst: str | os.PathLike, num_points: i
         bar.close()
     if done < len(files):
         return partial
-    if dst.exists() and not force:
-        raise OutputExistsError(f"{dst} exists (use --force / force=True to overwrite)")
+    check_outputs(force, dst)
     os.replace(partial, dst)
     return dst
 

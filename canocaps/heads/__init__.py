@@ -8,13 +8,14 @@ Importing this package is cheap (numpy only); torch/Open3D/scikit-learn load on 
 """
 from __future__ import annotations
 
-from canocaps.heads.baselines import PCACanonicalizer, fpfh_ransac_icp, pca_register
+from canocaps.heads.baselines import PCACanonicalizer, fpfh_ransac_icp
 from canocaps.heads.canonical import canonicalize_cloud
 from canocaps.heads.classification import capsule_features, evaluate_classification, kmeans_accuracy, svm_accuracy
 from canocaps.heads.reconstruction import evaluate_reconstruction, reconstruct
 from canocaps.heads.registration import (
     benchmark_registration,
     make_test_pairs,
+    pca_register,
     register,
     registration_errors,
     summarize_registration,

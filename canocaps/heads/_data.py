@@ -5,58 +5,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["open_dataset", "pick", "dataset_arrays", "test_transforms", "batched"]
-
-
-def pick(total: int, limit: int | None) -> np.ndarray:
-    """Indices of ``limit`` items spread evenly over ``range(total)`` (all when ``limit`` is None).
-
-    Datasets are often ordered by class, so the first N items would be one class only.
-    """
-    if limit is None or limit >= total:
-        return np.arange(total)
-    if limit < 1:
-        from canocaps.errors import CanocapsInputError
-
-        raise CanocapsInputError(f"--limit must be >= 1, got {limit}")
-    return np.unique(np.linspace(0, total - 1, int(limit)).round().astype(np.int64))
-
-
-def open_dataset(data: str, split: str, num_points: int, **kwargs: Any) -> Any:
-    """:func:`canocaps.data.build_dataset` from one string.
-
-    ``data`` is a dataset name (``"procedural"``), ``"NAME:ROOT"`` (e.g.
-    ``"modelnet40:/data/modelnet"``), or a path: a ``.h5`` file is read as a converted
-    dataset, a folder as a folder of point-cloud/mesh files.
-    """
-    from pathlib import Path
-
-    from canocaps.data import DATASETS, build_dataset
-
-    name, root = data, None
-    if data not in DATASETS:
-        head, sep, tail = data.partition(":")
-        if sep and head.lower() in DATASETS + ("modelnet",) and len(head) > 1:
-            name, root = head, tail
-        else:
-            p = Path(data).expanduser()
-            if not p.exists():
-                from canocaps.errors import CanocapsInputError
-
-                raise CanocapsInputError(f"--data {data}: not a dataset name ({', '.join(DATASETS)}), "
-                                         "NAME:ROOT, or an existing path")
-            name, root = ("converted" if p.is_file() else "folder"), str(p)
-    kwargs.setdefault("seed", 0)  # fixed point selection: evaluations must be reproducible
-    return build_dataset(name, split, num_points, root=root, **kwargs)
+__all__ = ["dataset_arrays", "test_transforms", "batched"]
 
 
 def dataset_arrays(data: str, split: str, num_points: int, limit: int | None = None,
                    **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(S, N, 3)`` float32 points and ``(S,)`` int64 labels of a dataset split.
 
-    ``data``: see :func:`open_dataset`. ``limit`` keeps that many items spread evenly
-    over the split (:func:`pick`).
+    ``data``: see :func:`canocaps.data.open_dataset`. ``limit`` keeps that many items spread
+    evenly over the split (:func:`canocaps.data.pick`).
     """
+    from canocaps.data import open_dataset, pick
+
     ds = open_dataset(data, split, num_points, **kwargs)
     pts, labels = [], []
     for i in pick(len(ds), limit):

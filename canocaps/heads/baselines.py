@@ -3,6 +3,7 @@
 * :class:`PCACanonicalizer`: canonical frame = principal axes (skewness-signed,
   :func:`canocaps.geometry.pca_frame`). Same ``canonicalize`` interface as the model,
   so every head (registration, stability, classification) runs on it unchanged.
+  (:func:`canocaps.heads.registration.pca_register` registers with it.)
 * :func:`fpfh_ransac_icp`: Open3D's global registration pipeline: voxel downsampling,
   FPFH features, RANSAC on feature matches, then the same ICP as :func:`canocaps.register`.
 """
@@ -16,10 +17,10 @@ import numpy as np
 
 from canocaps.errors import CanocapsInputError
 from canocaps.heads import icp as _icp
-from canocaps.heads._inputs import as_points, normalization, subsample
 from canocaps.heads.results import HypothesisScore, RegistrationResult
+from canocaps.io import as_points, subsample, unit_sphere
 
-__all__ = ["PCACanonical", "PCACanonicalizer", "fpfh_ransac_icp", "pca_register"]
+__all__ = ["PCACanonical", "PCACanonicalizer", "fpfh_ransac_icp"]
 
 
 @dataclass
@@ -68,14 +69,6 @@ class PCACanonicalizer:
         return "PCACanonicalizer()"
 
 
-def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
-    """:func:`canocaps.register` with the PCA canonicaliser (canonical + flip hypotheses)."""
-    from canocaps.heads.registration import register
-
-    kwargs.setdefault("hypotheses", ("canonical", "flips"))
-    return register(a, b, model=PCACanonicalizer(), **kwargs)
-
-
 def fpfh_ransac_icp(a: Any, b: Any, *, voxel_size: float | None = None, refine: bool = True,
                     max_correspondence_distance: float | None = None, icp_method: str = "point_to_plane",
                     max_icp_points: int = 4096, ransac_iterations: int = 100_000, confidence: float = 0.999,
@@ -103,7 +96,7 @@ def fpfh_ransac_icp(a: Any, b: Any, *, voxel_size: float | None = None, refine: 
     if icp_method not in _icp.ICP_METHODS:
         raise CanocapsInputError(f"icp_method must be one of {', '.join(_icp.ICP_METHODS)}, not {icp_method!r}")
     t0 = time.perf_counter()
-    _, rb = normalization(pb)
+    _, rb = unit_sphere(pb)
     voxel = float(voxel_size) if voxel_size is not None else 0.05 * rb
     dist = float(max_correspondence_distance) if max_correspondence_distance is not None else 0.05 * rb
     if voxel <= 0 or dist <= 0:

@@ -21,7 +21,7 @@ import numpy as np
 
 from canocaps.errors import CanocapsInputError
 from canocaps.heads._data import batched, dataset_arrays
-from canocaps.heads._inputs import model_device
+from canocaps.heads.frames import model_device
 from canocaps.heads.results import ClassificationResult
 
 __all__ = ["capsule_features", "pca_features", "svm_accuracy", "kmeans_accuracy", "hungarian_accuracy",

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from canocaps.heads._data import batched, dataset_arrays, test_transforms
-from canocaps.heads._inputs import as_points, min_points_of, model_device, normalization, subsample
+from canocaps.heads.frames import min_points_of, model_device, network_points, prepare_inputs, resolve_model
 from canocaps.heads.results import ReconstructionResult
+from canocaps.io import as_points
 
 __all__ = ["CHAMFER_CONVENTION", "reconstruct", "evaluate_reconstruction"]
 
@@ -22,10 +23,10 @@ CHAMFER_CONVENTION = "squared, mean per direction, directions summed"
 
 
 def _chamfer(x: Any, y: Any) -> Any:
-    """Per-sample official Chamfer ``(B,)`` of tensors ``(B, N, 3)``, ``(B, M, 3)``."""
-    from canocaps.geometry import chamfer_distance
+    """Per-sample official Chamfer ``(B,)`` of tensors ``(B, N, 3)``, ``(B, M, 3)`` (:func:`canocaps.ops.chamfer`)."""
+    from canocaps.ops import chamfer
 
-    return chamfer_distance(x, y, squared=True, reduction="sum", batch_reduction="none")
+    return chamfer(x, y, batch_reduction=None, point_reduction="mean")[0]
 
 
 def reconstruct(points: Any, model: Any = None, *, num_points: int | None = None, seed: int = 0,
@@ -45,23 +46,16 @@ def reconstruct(points: Any, model: Any = None, *, num_points: int | None = None
     """
     import torch
 
-    if model is None:
-        from canocaps.pretrained import load_pretrained
-
-        model = load_pretrained(device=device)
+    model = resolve_model(model, device)
     p = as_points(points, points if isinstance(points, str) else "points", min_points=min_points_of(model), seed=seed)
-    n = num_points or int(getattr(getattr(model, "config", None), "num_points", 1024))
-    c, s = normalization(p)
-    x = ((subsample(p, n, seed) - c) / s).astype(np.float32)
-    xt = torch.as_tensor(x[None], device=model_device(model))
+    (inp,) = prepare_inputs([p], network_points(model, num_points), [seed])
+    xt = torch.as_tensor(inp.x[None], device=model_device(model))
     rec = model.reconstruct(xt)
     R, t = rec.R[0].double().cpu(), rec.t[0].double().cpu()
     canon_in = xt[0].double().cpu() @ R.T + t
     decoded = rec.canonical[0].double().cpu()
     cd = float(_chamfer(canon_in[None], decoded[None])[0])
-    D = np.eye(4)
-    D[:3, :3] /= s
-    D[:3, 3] = -c / s
+    D = inp.normalising
     T = np.eye(4)
     T[:3, :3] = R.numpy()
     T[:3, 3] = t.numpy()

@@ -6,7 +6,8 @@ takes a ``(B, N, 3)`` float32 tensor and returns a result with ``R (B, 3, 3)`` a
 and ``descriptors (B, K, C)`` enable the capsule hypothesis):
 
 1. Centre both clouds and scale them by a shared radius into the unit sphere (the
-   networks are trained there); subsample ``num_points`` points for the network.
+   networks are trained there); subsample ``num_points`` points for the network
+   (:func:`canocaps.heads.frames.canonicalize_in_input_units`, poses back in input units).
 2. Canonicalise both: ``T_a``, ``T_b`` map A, B into the canonical frame, so
    ``T_ab = T_b^-1 T_a`` maps A onto B ("canonical" hypothesis).
 3. Canonical frames of (near-)symmetric shapes are ambiguous, so also try
@@ -32,17 +33,18 @@ import numpy as np
 
 from canocaps.errors import CanocapsInputError
 from canocaps.heads import icp as _icp
-from canocaps.heads._inputs import as_points, min_points_of, model_device, normalization, subsample
+from canocaps.heads.frames import CanonicalFrame, canonicalize_in_input_units, min_points_of, resolve_model
 from canocaps.heads.results import HypothesisScore, RegistrationResult
+from canocaps.io import as_points, subsample, unit_sphere
 
 __all__ = [
     "HYPOTHESES",
     "FLIPS",
     "DEFAULT_DISTANCE_FACTOR",
     "CanonicalFrame",
-    "canonical_frames",
     "hypothesis_transforms",
     "register",
+    "pca_register",
     "registration_errors",
     "summarize_registration",
     "RegistrationPair",
@@ -66,72 +68,12 @@ FLIPS: dict[str, np.ndarray] = {
 DEFAULT_DISTANCE_FACTOR = 0.05
 
 
-@dataclass
-class CanonicalFrame:
-    """One cloud's canonical pose in numpy.
-
-    Attributes:
-        transform: ``(4, 4)`` float64, maps the (normalised) cloud into the canonical frame.
-        keypoints: ``(K, 3)`` capsule keypoints in the cloud's (normalised) frame, or None.
-        descriptors: ``(K, C)`` capsule descriptors, or None.
-    """
-
-    transform: np.ndarray
-    keypoints: np.ndarray | None = None
-    descriptors: np.ndarray | None = None
-
-
 def _to_numpy(x: Any) -> np.ndarray | None:
     if x is None:
         return None
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=np.float64)
-
-
-def _frames_from_result(res: Any, batch: int) -> list[CanonicalFrame]:
-    T = _to_numpy(getattr(res, "transform", None))
-    if T is None:
-        R = _to_numpy(res.R).reshape(batch, 3, 3)
-        t = _to_numpy(res.t).reshape(batch, 3)
-        T = np.tile(np.eye(4), (batch, 1, 1))
-        T[:, :3, :3] = R
-        T[:, :3, 3] = t
-    T = T.reshape(batch, 4, 4)
-    kp = _to_numpy(getattr(res, "keypoints", None))
-    desc = _to_numpy(getattr(res, "descriptors", None))
-    out = []
-    for i in range(batch):
-        out.append(CanonicalFrame(T[i], None if kp is None else kp.reshape(batch, -1, 3)[i],
-                                  None if desc is None else desc.reshape(batch, -1, desc.shape[-1])[i]))
-    return out
-
-
-def canonical_frames(model: Any, clouds: Sequence[np.ndarray]) -> list[CanonicalFrame]:
-    """Canonicalise each ``(N_i, 3)`` cloud with ``model`` (batched when the N_i agree).
-
-    Runs under ``torch.no_grad()`` with the model in eval mode (its mode is restored).
-    """
-    import torch
-
-    device = model_device(model)
-    was_training = getattr(model, "training", None)
-    if was_training:
-        model.eval()
-    try:
-        with torch.no_grad():
-            sizes = {c.shape[0] for c in clouds}
-            if len(sizes) == 1:
-                x = torch.as_tensor(np.stack(clouds), dtype=torch.float32, device=device)
-                return _frames_from_result(model.canonicalize(x), len(clouds))
-            frames: list[CanonicalFrame] = []
-            for c in clouds:
-                x = torch.as_tensor(c[None], dtype=torch.float32, device=device)
-                frames += _frames_from_result(model.canonicalize(x), 1)
-            return frames
-    finally:
-        if was_training:
-            model.train(True)
 
 
 def _procrustes(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -164,7 +106,7 @@ def _match_capsules(fa: CanonicalFrame, fb: CanonicalFrame) -> np.ndarray | None
 
 def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
                           which: Iterable[str] = HYPOTHESES) -> list[tuple[str, np.ndarray]]:
-    """Candidate ``(4, 4)`` transforms mapping A onto B (frames of the same normalised space).
+    """Candidate ``(4, 4)`` transforms mapping A onto B (frames in the same units, e.g. the inputs').
 
     ``which`` holds names from :data:`HYPOTHESES` or individual flips ("flip_x", ...).
     """
@@ -187,12 +129,6 @@ def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
             raise CanocapsInputError(f"unknown registration hypothesis {name!r} (choose from "
                                      f"{', '.join(HYPOTHESES + tuple(FLIPS))})")
     return out
-
-
-def _default_num_points(model: Any) -> int:
-    cfg = getattr(model, "config", None)
-    n = getattr(cfg, "num_points", None)
-    return int(n) if isinstance(n, int) and n > 0 else 1024
 
 
 def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
@@ -232,10 +168,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
             unknown hypothesis or ICP method.
         CanocapsWeightsError: ``model`` is None and no shipped weights are found.
     """
-    if model is None:
-        from canocaps.pretrained import load_pretrained
-
-        model = load_pretrained(device=device)
+    model = resolve_model(model, device)
     if icp_method not in _icp.ICP_METHODS:
         raise CanocapsInputError(f"icp_method must be one of {', '.join(_icp.ICP_METHODS)}, not {icp_method!r}")
     k = min_points_of(model)
@@ -246,21 +179,12 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         raise CanocapsInputError("hypotheses: give at least one")
     t0 = time.perf_counter()
 
-    ca, ra = normalization(pa)
-    cb, rb = normalization(pb)
-    s = 0.5 * (ra + rb)  # shared scale: the transform stays rigid
-    n = num_points or _default_num_points(model)
-    xa = ((subsample(pa, n, seed) - ca) / s).astype(np.float32)
-    xb = ((subsample(pb, n, seed + 1) - cb) / s).astype(np.float32)
-    fa, fb = canonical_frames(model, [xa, xb])
-    # normalised -> input units: D_x(p) = (p - c) / s ; T = D_b^-1 T_norm D_a
-    Da = np.eye(4)
-    Da[:3, :3] /= s
-    Da[:3, 3] = -ca / s
-    Db_inv = np.eye(4)
-    Db_inv[:3, :3] *= s
-    Db_inv[:3, 3] = cb
-    candidates = [(name, Db_inv @ T @ Da) for name, T in hypothesis_transforms(fa, fb, hyps)]
+    _, ra = unit_sphere(pa)
+    _, rb = unit_sphere(pb)
+    # one scale shared by both clouds (the mean radius): transforms between them stay rigid
+    fa, fb = canonicalize_in_input_units(model, [pa, pb], num_points=num_points, seeds=[seed, seed + 1],
+                                         scale=0.5 * (ra + rb))
+    candidates = hypothesis_transforms(fa, fb, hyps)
     if not candidates:
         raise CanocapsInputError("no registration hypothesis applies to this model "
                                  "(it gives no keypoints/descriptors for 'capsules')")
@@ -298,6 +222,14 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         transformation=best.transformation, fitness=best.fitness, inlier_rmse=best.inlier_rmse,
         correspondence_set=best.correspondence_set, hypothesis=best_name,
         time_s=time.perf_counter() - t0, refined=refine, max_correspondence_distance=dist, candidates=scores)
+
+
+def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
+    """:func:`register` with the PCA canonicaliser (canonical + flip hypotheses)."""
+    from canocaps.heads.baselines import PCACanonicalizer
+
+    kwargs.setdefault("hypotheses", ("canonical", "flips"))
+    return register(a, b, model=PCACanonicalizer(), **kwargs)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -364,10 +296,11 @@ def make_test_pairs(data: str = "procedural", split: str = "test", num_points: i
     Shape i gives two independent surface samples (``resample_views=True``); A is the
     first moved by the view-1 test transform ``T1[i]``, B the second moved by ``T2[i]``
     (indices modulo the number of transforms), so ``T_gt = T2[i] T1[i]^-1``. ``data``:
-    see :func:`canocaps.heads._data.open_dataset`; ``limit`` shapes are spread evenly
+    see :func:`canocaps.data.open_dataset`; ``limit`` shapes are spread evenly
     over the split; ``dataset_kwargs`` go to the dataset (e.g. ``per_class``).
     """
-    from canocaps.heads._data import open_dataset, pick, test_transforms
+    from canocaps.data import open_dataset, pick
+    from canocaps.heads._data import test_transforms
 
     ds = open_dataset(data, split, num_points, resample_views=True, **dataset_kwargs)
     T1, T2 = test_transforms()
@@ -460,7 +393,7 @@ def registration_methods(names: Sequence[str], model: Any = None, **kwargs: Any
     ``"pca"``: PCA frames (canonical + flips) + ICP. ``kwargs`` (``refine``,
     ``icp_method``, ``max_correspondence_distance``) go to every method.
     """
-    from canocaps.heads.baselines import fpfh_ransac_icp, pca_register
+    from canocaps.heads.baselines import fpfh_ransac_icp
 
     out: dict[str, Callable[[np.ndarray, np.ndarray], RegistrationResult]] = {}
     for name in names:

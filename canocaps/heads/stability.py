@@ -40,7 +40,7 @@ def canonical_spread(canonicalizer: Any, points: np.ndarray, num_copies: int = 1
     import torch
 
     from canocaps.geometry import chamfer_distance, rotation_error_deg
-    from canocaps.heads._inputs import model_device
+    from canocaps.heads.frames import model_device
 
     if num_copies < 2:
         from canocaps.errors import CanocapsInputError

@@ -7,13 +7,13 @@ Public API::
     res = model.canonicalize(points)        # (N, 3) or (B, N, 3) -> CanonicalizeResult
     model.save("w.pt"); CanonicalCapsules.load("w.pt")
 
-Training (:mod:`canocaps.model.training`) is imported lazily; it needs ``canocaps.train``.
+The trainer module is :mod:`canocaps.model.module`; run setup (configs, data, the trainer)
+is the recipe :mod:`canocaps.recipes.capsules`.
 """
 from __future__ import annotations
 
-from canocaps.model.checkpoint import load_model, save_model
 from canocaps.model.config import CapsulesConfig, LossWeights
-from canocaps.model.network import CanonicalCapsules
+from canocaps.model.network import CanonicalCapsules, load_model, save_model
 from canocaps.model.results import CanonicalizeResult, CapsulesOutput, ReconstructResult
 
 __all__ = [

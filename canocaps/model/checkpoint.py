@@ -1,41 +1,41 @@
-"""Weights + config in one file.
+"""The weights file format: weights + config in one file.
 
 Format (a ``torch.save`` dict, loadable with ``weights_only=True``)::
 
     {"format": "canocaps.capsules", "version": 1,
      "config": CapsulesConfig.to_dict(), "state_dict": {...}, "metadata": {...}}
 
-Trainer checkpoints (``last.pt`` / ``best.pt`` of a run) are converted to this format
-by :func:`canocaps.model.training.export_weights`.
+This module only reads and writes the format; :meth:`CanonicalCapsules.save` /
+:meth:`CanonicalCapsules.load` (``canocaps.model.network``) build on it. Trainer
+checkpoints (``last.pt`` / ``best.pt`` of a run) are converted to this format by
+``canocaps export`` (:func:`canocaps.recipes.capsules.export_weights`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping
 
 import torch
 
 from canocaps._files import atomic_path
 from canocaps.errors import CanocapsInputError, CanocapsWeightsError
+from canocaps.model.config import CapsulesConfig
 
-if TYPE_CHECKING:
-    from canocaps.model.network import CanonicalCapsules
-
-__all__ = ["save_model", "load_model", "FORMAT", "VERSION"]
+__all__ = ["write_weights", "read_weights", "FORMAT", "VERSION"]
 
 FORMAT = "canocaps.capsules"
 VERSION = 1
 
 
-def save_model(model: "CanonicalCapsules", path: str | os.PathLike, force: bool = False,
-               metadata: dict[str, Any] | None = None) -> Path:
-    """Save ``model`` weights (moved to CPU, float32 kept as is) + config atomically."""
+def write_weights(path: str | os.PathLike, config: CapsulesConfig, state_dict: Mapping[str, torch.Tensor],
+                  force: bool = False, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``state_dict`` (moved to CPU) + ``config`` atomically (no overwrite without ``force``)."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "config": model.config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "metadata": dict(metadata or {}),
     }
     with atomic_path(path, force) as tmp:
@@ -43,15 +43,13 @@ def save_model(model: "CanonicalCapsules", path: str | os.PathLike, force: bool 
     return Path(path)
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "CanonicalCapsules":
-    """Rebuild a :class:`CanonicalCapsules` from :func:`save_model` output (eval mode).
+def read_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                 ) -> tuple[CapsulesConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    """``(config, state_dict, metadata)`` of a file written by :func:`write_weights`.
 
-    Raises :class:`CanocapsWeightsError` (one line) when the file is missing, not a
-    checkpoint, or does not match its config.
+    Loads with ``weights_only=True`` (no code runs). Raises :class:`CanocapsWeightsError`
+    (one line) when the file is missing, not a weights file, or has a bad config.
     """
-    from canocaps.model.config import CapsulesConfig
-    from canocaps.model.network import CanonicalCapsules
-
     p = Path(path)
     if not p.is_file():
         raise CanocapsWeightsError(f"{p}: weights file not found")
@@ -63,7 +61,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         raise CanocapsWeightsError(f"{p}: not a canocaps weights file")
     if obj.get("format") != FORMAT:
         raise CanocapsWeightsError(f"{p}: not a canocaps weights file (trainer checkpoints: "
-                                   "use canocaps.model.training.export_weights)")
+                                   "convert them with canocaps export)")
     if int(obj.get("version", 0)) > VERSION:
         raise CanocapsWeightsError(f"{p}: weights format version {obj.get('version')} is newer than supported")
     cfg_dict, state = obj.get("config"), obj.get("state_dict")
@@ -73,12 +71,5 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         config = CapsulesConfig.from_dict(cfg_dict)
     except CanocapsInputError as exc:
         raise CanocapsWeightsError(f"{p}: bad model config: {exc}") from None
-    model = CanonicalCapsules(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "mismatch"
-        raise CanocapsWeightsError(f"{p}: weights do not match the config ({first})") from None
-    model.to(map_location)
-    model.eval()
-    return model
+    meta = obj.get("metadata")
+    return config, state, dict(meta) if isinstance(meta, dict) else {}

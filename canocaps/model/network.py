@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from canocaps.errors import CanocapsInputError
+from canocaps.errors import CanocapsInputError, CanocapsWeightsError
 from canocaps.model.canonicalizer import Canonicalizer
 from canocaps.model.capsules import CapsulePooling
+from canocaps.model.checkpoint import read_weights, write_weights
 from canocaps.model.config import CapsulesConfig
 from canocaps.model.decoder import CapsuleDecoder
 from canocaps.model.encoder import Encoder
 from canocaps.model.results import CanonicalizeResult, CapsulesOutput, ReconstructResult
 
-__all__ = ["CanonicalCapsules"]
+__all__ = ["CanonicalCapsules", "save_model", "load_model"]
 
 
 class CanonicalCapsules(nn.Module):
@@ -136,13 +138,33 @@ class CanonicalCapsules(nn.Module):
     # -------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, force: bool = False, metadata: dict[str, Any] | None = None) -> None:
         """Write weights + config to one file (atomic; no overwrite without ``force``)."""
-        from canocaps.model.checkpoint import save_model
-
         save_model(self, path, force=force, metadata=metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "CanonicalCapsules":
         """Load a file written by :meth:`save`; raises :class:`CanocapsWeightsError` if bad."""
-        from canocaps.model.checkpoint import load_model
-
         return load_model(path, map_location=map_location)
+
+
+def save_model(model: CanonicalCapsules, path: str | os.PathLike, force: bool = False,
+               metadata: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` weights (moved to CPU) + config atomically (format: :mod:`canocaps.model.checkpoint`)."""
+    return write_weights(path, model.config, model.state_dict(), force=force, metadata=metadata)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> CanonicalCapsules:
+    """Rebuild a :class:`CanonicalCapsules` from :func:`save_model` output (eval mode).
+
+    Raises :class:`CanocapsWeightsError` (one line) when the file is missing, not a
+    weights file, or does not match its config.
+    """
+    config, state, _ = read_weights(path, map_location=map_location)
+    model = CanonicalCapsules(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "mismatch"
+        raise CanocapsWeightsError(f"{Path(path)}: weights do not match the config ({first})") from None
+    model.to(map_location)
+    model.eval()
+    return model

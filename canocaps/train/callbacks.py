@@ -18,14 +18,12 @@ import io
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import torch
 
 from canocaps._files import atomic_write_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from canocaps.train.trainer import Trainer
+from canocaps.train.protocol import TrainerState as Trainer  # what a callback may read of the trainer
 
 
 class Callback:

@@ -31,6 +31,7 @@ from canocaps.train.checkpoint import read_checkpoint, rng_state, save_checkpoin
 from canocaps.train.config import TrainConfig
 from canocaps.train.distributed import DistInfo, all_reduce_sum, barrier, dist_info_from_env, init_distributed
 from canocaps.train.optim import build_optimizer, build_scheduler
+from canocaps.train.protocol import ConfiguresOptimizers, TrainModule, TransfersBatch, ValidationStep
 
 
 class TrainingDivergedError(CanocapsError):
@@ -254,13 +255,13 @@ class Trainer:
         propagates.
         """
         cfg = self.config
-        if not hasattr(module, "training_step"):
+        if not isinstance(module, TrainModule):
             raise CanocapsInputError(f"{type(module).__name__} has no training_step(batch, step)")
         init_distributed(self.dist, self.device)
         seed_everything(cfg.seed + self.dist.rank)
         module.to(self.device)
-        configure = getattr(module, "configure_optimizers", None)
-        self.optimizer = configure(cfg) if configure else build_optimizer(module.parameters(), cfg)
+        self.optimizer = (module.configure_optimizers(cfg) if isinstance(module, ConfiguresOptimizers)
+                          else build_optimizer(module.parameters(), cfg))
         self.scheduler = build_scheduler(self.optimizer, cfg)
         use_amp = cfg.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp) if use_amp else None
@@ -328,11 +329,16 @@ class Trainer:
             self.callbacks.on_epoch_end(self, module)
             self.save(module)
 
+    def _transfer(self, module: torch.nn.Module, batch: Any) -> Any:
+        """``batch`` on the device: the module's ``transfer_batch`` hook, else :func:`move_to_device`."""
+        if isinstance(module, TransfersBatch):
+            return module.transfer_batch(batch, self.device)
+        return move_to_device(batch, self.device)
+
     def _train_step(self, module, runner, batch, use_amp: bool) -> None:
         cfg = self.config
         module.train()
-        transfer = getattr(module, "transfer_batch", None)
-        batch = transfer(batch, self.device) if transfer else move_to_device(batch, self.device)
+        batch = self._transfer(module, batch)
         self.callbacks.on_step_start(self, module, batch)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=use_amp):
@@ -379,12 +385,11 @@ class Trainer:
         outputs computed in eval mode without gradients."""
         loader = self._loader(data, train=False) if isinstance(data, Dataset) else data
         module.eval()
-        step_fn = getattr(module, "validation_step", None)
+        step_fn = module.validation_step if isinstance(module, ValidationStep) else None
         sums: dict[str, torch.Tensor] = {}
         count = torch.zeros((), dtype=torch.float64, device=self.device)
-        transfer = getattr(module, "transfer_batch", None)
         for batch in loader:
-            batch = transfer(batch, self.device) if transfer else move_to_device(batch, self.device)
+            batch = self._transfer(module, batch)
             out = step_fn(batch) if step_fn else module.training_step(batch, self.global_step)
             n = batch_size_of(batch)
             for k, v in out.items():

@@ -10,7 +10,7 @@ from canocaps._files import atomic_path
 from canocaps.errors import CanocapsInputError
 
 _NOT_CURVES = {"step", "epoch", "lr"}
-# the six Canonical Capsules losses, as logged by canocaps.model.training
+# the six Canonical Capsules losses, as logged by canocaps.model.module
 CAPSULE_LOSSES = ("reconstruction", "localization", "equilibrium", "equivariance", "invariance", "canonical")
 
 

@@ -15,7 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from canocaps.errors import CanocapsError, OutputExistsError
+from canocaps._files import check_outputs
+from canocaps._guard import guarded
 
 __all__ = ["main", "build_parser"]
 
@@ -110,9 +111,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
     exp = args.experiment
     out: Path = args.out
     json_path, png_path = out / f"{exp}.json", out / f"{exp}.png"
-    for path in (json_path, png_path) if args.plot else (json_path,):
-        if path.exists() and not args.force:
-            raise OutputExistsError(f"{path} exists (use --force to overwrite)")
+    check_outputs(args.force, json_path, png_path if args.plot else None)
     cls, fn = {"lstsq": (ex.LstsqConfig, ex.run_lstsq), "deeplinear": (ex.DeepLinearConfig, ex.run_deeplinear),
                "representations": (ex.RepresentationsConfig, ex.run_representations),
                "classify": (ex.ClassifyConfig, ex.run_classify)}[exp]
@@ -138,15 +137,5 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its one-line usage error
         return int(e.code or 0) if e.code in (0, None) else 2
-    try:
-        run(args, argv)
-    except CanocapsError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
+    return guarded(parser.prog, lambda: run(args, argv) and 0,
+                   interrupted="interrupted; run the same command again to resume")

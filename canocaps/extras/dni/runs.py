@@ -3,16 +3,15 @@
 Every experiment run goes through :class:`canocaps.train.Trainer`; this module only adds
 a recording callback and the rules for a run folder ``run_dir``:
 
-- ``run_dir/spec.json`` holds the run's settings. Re-running with the same settings
-  resumes from ``run_dir/last.pt`` (or just reloads the finished run's records);
+- ``run_dir/spec.json`` holds the run's settings; the folder follows the one run policy
+  (:func:`canocaps.train.runs.prepare_run`, automatic resume): re-running with the same
+  settings resumes from ``run_dir/last.pt`` (or just reloads the finished run's records);
   different settings raise :class:`CanocapsInputError` unless ``force`` (then the old
-  run folder is deleted and the run starts afresh).
+  run's files are removed and the run starts afresh).
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -21,9 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from canocaps._files import atomic_write_text
-from canocaps.errors import CanocapsInputError
 from canocaps.train import Callback, TrainConfig, Trainer
+from canocaps.train.runs import prepare_run
 
 __all__ = ["Recorder", "fit_run"]
 
@@ -96,17 +94,7 @@ def fit_run(module: nn.Module, train_data, config: TrainConfig, val_data=None, r
     rec = Recorder(every, probe, progress=progress, total_steps=total, desc=desc)
     resume = False
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        spec_json = json.loads(json.dumps({**(spec or {}), "train": config.to_dict()}, default=str))
-        spec_path = run_dir / "spec.json"
-        if run_dir.exists() and force:
-            shutil.rmtree(run_dir)
-        if spec_path.is_file():
-            if json.loads(spec_path.read_text()) != spec_json:
-                raise CanocapsInputError(f"{run_dir} holds a run with other settings (use --force or another --out)")
-            resume = (run_dir / "last.pt").is_file()
-        else:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(spec_path, json.dumps(spec_json, indent=1, sort_keys=True), force=True)
+        resume = prepare_run(run_dir, {**(spec or {}), "train": config.to_dict()}, spec_name="spec.json",
+                             resume=None, force=force)
     Trainer(config, callbacks=[rec], out_dir=run_dir).fit(module, train_data, val_data, resume=resume)
     return rec

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Sequence
 
-from canocaps.errors import CanocapsError
+from canocaps._guard import guarded
 
 __all__ = ["main", "build_parser"]
 
@@ -160,9 +160,6 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 on bad input, one line on stderr)."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        return {"detect": _detect, "run": _run, "plot": _plot}[args.command](args)
-    except CanocapsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return guarded(parser.prog, lambda: {"detect": _detect, "run": _run, "plot": _plot}[args.command](args))

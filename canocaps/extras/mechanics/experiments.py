@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from canocaps._files import atomic_write_text, check_output_path
+from canocaps._files import atomic_write_text
+from canocaps._files import check_outputs as _check_outputs
+from canocaps.train.runs import prepare_run
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.mechanics.callbacks import SERIES, MechanicsCallback
 from canocaps.extras.mechanics.models import MODEL_KINDS, Classifier, DigitsDataset, build_model, example_input
@@ -97,8 +99,7 @@ def series_payload(cb: MechanicsCallback, slots: int = 4) -> list[dict[str, Any]
 
 def check_outputs(out_dir: str | Path, force: bool) -> None:
     """Raise :class:`~canocaps.errors.OutputExistsError` early if a run's outputs exist (not ``force``)."""
-    for name in (JSON_NAME, PLOT_NAME):
-        check_output_path(Path(out_dir) / name, force)
+    _check_outputs(force, Path(out_dir) / JSON_NAME, Path(out_dir) / PLOT_NAME)
 
 
 def run_with_model(net: nn.Module, train_data: Any, example_inputs: Any, out_dir: str | Path | None,
@@ -127,8 +128,8 @@ def run_with_model(net: nn.Module, train_data: Any, example_inputs: Any, out_dir
         raise CanocapsInputError(f"parameter {prefix + missing[0]} not found in the trainer module (check prefix)")
     cb = MechanicsCallback(report, prefix=prefix)
     trainer = Trainer(train_config, callbacks=[cb], out_dir=(out / "train") if out is not None else None)
-    if resume and out is not None and not (out / "train" / "last.pt").is_file():
-        resume = False
+    if out is not None:  # the one run-folder policy (no spec: the outputs above are checked)
+        resume = prepare_run(out / "train", None, resume=resume, force=force)
     fit = trainer.fit(module, train_data, resume=resume)
     payload = {"title": title or type(net).__name__, "train_config": train_config.to_dict(),
                **(extra or {}), "symmetries": report.to_dict(), "steps": fit.global_step,

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from canocaps._files import atomic_write_text
+from canocaps._files import atomic_write_text, check_outputs
+from canocaps._guard import guarded
 from canocaps._yaml import load_yaml
-from canocaps.errors import CanocapsError, CanocapsInputError
+from canocaps.errors import CanocapsInputError
 
 PROG = "canocaps extras trajectories"
 
@@ -147,8 +148,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         from canocaps.extras.trajectories import datasets
         from canocaps.extras.trajectories.plots import plot_trajectories
 
-        if args.out.exists() and not args.force:
-            raise CanocapsInputError(f"{args.out} exists (use --force to overwrite)")
+        check_outputs(args.force, args.out)
         net, record = ex.load_run(args.run_dir)
         res = ex.generate(net, record, args.split, args.n, args.burn_in, args.fix_macro, args.teacher_macro,
                           args.seed)
@@ -197,18 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # argparse already printed its message
         return int(exc.code or 0)
-    try:
-        if args.json is not None and args.json.exists() and not args.force:
-            raise CanocapsInputError(f"{args.json} exists (use --force to overwrite)")
+
+    def body() -> int:
+        check_outputs(args.force, args.json)
         summary = _run(args)
         text = json.dumps(summary, indent=2, default=str)
         print(text)
         if args.json is not None:
             atomic_write_text(args.json, text + "\n", force=args.force)
         return 0
-    except CanocapsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    return guarded(PROG, body)
 
 
 if __name__ == "__main__":

@@ -160,6 +160,7 @@ def train_model(data_dir: str | Path, run_dir: str | Path, model: str, train_con
                 limit: int | None = None, resume: bool = False, force: bool = False) -> dict[str, Any]:
     """Train one model through :class:`canocaps.train.Trainer`; returns the fit summary."""
     from canocaps.train import Trainer
+    from canocaps.train.runs import prepare_run
 
     meta = datasets.read_meta(data_dir)
     if model == "macro_vrnn" and not macro_lf:
@@ -171,23 +172,14 @@ def train_model(data_dir: str | Path, run_dir: str | Path, model: str, train_con
     hp = default_hparams(model, meta, n_macro, size)
     hp.update(hparams or {})
     run = Path(run_dir)
-    run_file = run / "run.json"
     record = {"model": model, "hparams": hp, "data_dir": str(Path(data_dir).resolve()), "macro_lf": macro_lf,
               "dataset": meta["dataset"], "limit": limit}
-    if run_file.exists() and not (force or resume):
-        raise CanocapsInputError(f"{run} already holds a run (use --resume to continue or --force to restart)")
-    if resume and run_file.exists():
-        old = json.loads(run_file.read_text())
-        if {k: old.get(k) for k in ("model", "hparams", "macro_lf")} != {k: record[k] for k in ("model", "hparams", "macro_lf")}:
-            raise CanocapsInputError(f"{run_file}: --resume with a different model or hyper-parameters")
-    if force and not resume:
-        for name in ("last.pt", "best.pt", "metrics.csv"):
-            (run / name).unlink(missing_ok=True)
+    resume = prepare_run(run, record, spec_name="run.json", resume=resume, force=force,
+                         compare=("model", "hparams", "macro_lf"))
     torch.manual_seed(train_config.seed)
     net = build_model(model, **hp)
-    atomic_write_text(run_file, json.dumps(record, indent=2) + "\n", force=True)
     trainer = Trainer(train_config, out_dir=run)
-    result = trainer.fit(net, train, val, resume=resume and (run / "last.pt").exists())
+    result = trainer.fit(net, train, val, resume=resume)
     summary = {"model": model, "run_dir": str(run), "global_step": result.global_step,
                "epochs": result.epochs_completed, "best_val_loss": result.best_score,
                "n_params": sum(p.numel() for p in net.parameters()),

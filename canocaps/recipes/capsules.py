@@ -1,38 +1,30 @@
-"""Training the Canonical Capsules network with the shared :class:`canocaps.train.Trainer`.
+"""The Canonical Capsules run recipe: model + data + the shared trainer.
 
-:class:`CapsulesTrainModule` follows the trainer protocol (CONTRIBUTING.md): every
-batch of shapes is seen twice under two random SE(3) transforms drawn on the batch's
-device by :class:`canocaps.data.pairs.SE3PairSampler` (known relative pose T12), the
-two views go through the network as one 2B batch, and the six losses are weighted by
-``config.loss_weights``. Validation reports the losses and the metrics of
-:func:`pair_metrics` with pairs drawn from a generator seeded by the dataset indices
-(the same pairs at every evaluation).
-
-:func:`run_training` builds data + module + trainer from a run config with ``model:``,
-``data:`` and ``train:`` sections (see ``canocaps/train/configs/capsules_*.yaml``);
-:func:`export_weights` turns a trainer checkpoint into a standalone weights file.
+:func:`run_training` builds data + :class:`canocaps.model.module.CapsulesTrainModule` +
+:class:`canocaps.train.Trainer` from a run config with ``model:``, ``data:`` and
+``train:`` sections (see ``canocaps/train/configs/capsules_*.yaml``);
+:func:`evaluate` measures a network on SE(3) pairs of a dataset (``canocaps eval
+equivariance``); :func:`export_weights` turns a trainer checkpoint into a standalone
+weights file (``canocaps export``).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import yaml
-from torch import Tensor, nn
 
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError, CanocapsWeightsError
-from canocaps.model import losses as L
 from canocaps.model.config import CapsulesConfig
+from canocaps.model.module import (DEFAULT_PAIRS, CapsulesTrainModule, baseline_pair_metrics, compute_losses,
+                                   pair_metrics)
 from canocaps.model.network import CanonicalCapsules
-from canocaps.model.results import CapsulesOutput
 
-__all__ = [
-    "CapsulesTrainModule", "compute_losses", "build_datasets", "pair_metrics", "load_run_config", "run_training",
-    "export_weights", "evaluate", "canonical_agreement", "baseline_pair_metrics", "DEFAULT_DATA",
-]
+__all__ = ["build_datasets", "load_run_config", "run_training", "export_weights", "evaluate", "evaluate_split",
+           "DEFAULT_DATA"]
 
 #: defaults of the ``data:`` section of a run config
 DEFAULT_DATA: dict[str, Any] = {
@@ -42,185 +34,8 @@ DEFAULT_DATA: dict[str, Any] = {
     "val_split": "val",
     "test_split": "test",
     "options": {},  # extra keyword arguments of canocaps.data.build_dataset
-    "pairs": {"max_angle_deg": 180.0, "max_translation": 0.2, "noise_std": 0.0},
+    "pairs": dict(DEFAULT_PAIRS),
 }
-
-
-def _sampler(pairs: Mapping[str, Any] | None) -> Any:
-    from canocaps.data.pairs import SE3PairSampler
-
-    return SE3PairSampler(**dict(pairs or DEFAULT_DATA["pairs"]))
-
-
-def _split(out: CapsulesOutput, b: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    keys = ("keypoints", "descriptors", "R", "t")
-    return ({k: getattr(out, k)[:b] for k in keys}, {k: getattr(out, k)[b:] for k in keys})
-
-
-def compute_losses(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor,
-                   reconstruction_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> dict[str, Tensor]:
-    """The six losses of a 2B-batch forward ``out`` of ``points`` = cat(view1, view2) (2B, N, 3).
-
-    ``reconstruction_fn`` replaces :func:`losses.reconstruction_loss` (benchmarks).
-    """
-    b = points.shape[0] // 2
-    v1, v2 = _split(out, b)
-    assert out.decoded is not None
-    recon = reconstruction_fn or L.reconstruction_loss
-    return {
-        "reconstruction": recon(out.canonical_points, out.decoded),
-        "localization": L.localization_loss(points, out.weights, out.keypoints),
-        "equilibrium": L.equilibrium_loss(out.mass),
-        "equivariance": L.equivariance_loss(v1["keypoints"], v2["keypoints"], R12, t12),
-        "invariance": L.invariance_loss(v1["descriptors"], v2["descriptors"]),
-        "canonical": L.canonical_loss(out.keypoints, out.canonical_keypoints, out.R, out.t),
-    }
-
-
-@torch.no_grad()
-def pair_metrics(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor) -> dict[str, Tensor]:
-    """Per-pair quality figures of a 2B-batch forward (each a (B,) tensor).
-
-    - ``equivariance_deg``: angle (degrees) between the canonical frames of the two
-      views once the known relative rotation is accounted for,
-      ``RRE(R2 @ R12, R1)`` (0 for a perfectly consistent canonicaliser).
-    - ``keypoint_error``: mean over capsules of ``||R12 mu1_k + t12 - mu2_k||``
-      divided by the shape radius (max distance of view-1 points from their centroid).
-    - ``keypoint_equivariance_deg``: the same error as an angle: the rotation (degrees)
-      of the rigid fit (uniform Procrustes) of the moved view-1 keypoints
-      ``R12 mu1 + t12`` onto view 2's keypoints (0 when they agree up to translation).
-    - ``invariance_error``: ``||beta1 - beta2||_F / (0.5 (||beta1||_F + ||beta2||_F))``.
-    - ``chamfer``: reconstruction Chamfer of view 1 (squared, mean per direction,
-      directions summed), per shape.
-    - ``canonical_agreement``: :func:`canonical_agreement` of the two canonical clouds
-      (radius units; symmetry-blind where ``equivariance_deg`` is not).
-    """
-    from canocaps.geometry import rotation_error_deg, weighted_procrustes
-    from canocaps.ops import chamfer
-
-    b = points.shape[0] // 2
-    v1, v2 = _split(out, b)
-    rre = rotation_error_deg(v2["R"] @ R12, v1["R"])
-    moved = v1["keypoints"] @ R12.transpose(-1, -2) + t12.unsqueeze(1)
-    p1 = points[:b]
-    radius = _radius(p1).clamp_min(1e-12)
-    kp = (moved - v2["keypoints"]).norm(dim=-1).mean(dim=1) / radius
-    R_fit, _ = weighted_procrustes(moved, v2["keypoints"])
-    kp_deg = rotation_error_deg(R_fit, torch.eye(3, dtype=R_fit.dtype, device=R_fit.device).expand_as(R_fit))
-    d1, d2 = v1["descriptors"].flatten(1), v2["descriptors"].flatten(1)
-    inv = (d1 - d2).norm(dim=1) / (0.5 * (d1.norm(dim=1) + d2.norm(dim=1))).clamp_min(1e-12)
-    assert out.decoded is not None
-    cd, _ = chamfer(out.canonical_points[:b], out.decoded[:b], point_reduction="mean", batch_reduction=None,
-                    squared=True)
-    agree = canonical_agreement(out.canonical_points[:b], out.canonical_points[b:], radius)
-    return {"equivariance_deg": rre, "keypoint_error": kp, "keypoint_equivariance_deg": kp_deg,
-            "invariance_error": inv, "chamfer": cd, "canonical_agreement": agree}
-
-
-class CapsulesTrainModule(nn.Module):
-    """Trainer module wrapping :class:`CanonicalCapsules` (as ``self.net``).
-
-    Args:
-        config: the network's :class:`CapsulesConfig`.
-        pairs: keyword arguments of ``SE3PairSampler`` (rotation limit in degrees,
-            translation bound, noise); default full SO(3) and U(-0.2, 0.2)^3.
-    Batches are dicts with ``"points"`` (B, N, 3) and optionally ``"points_b"`` (an
-    independent sample of the same surfaces, used for view 2) and ``"index"``.
-    """
-
-    def __init__(self, config: CapsulesConfig | None = None, pairs: Mapping[str, Any] | None = None) -> None:
-        super().__init__()
-        self.net = CanonicalCapsules(config)
-        self.pairs = dict(pairs or DEFAULT_DATA["pairs"])
-        self.sampler = _sampler(self.pairs)
-        #: Chamfer used by the reconstruction loss (swappable for benchmarks)
-        self.reconstruction_fn: Callable[[Tensor, Tensor], Tensor] | None = None
-
-    @property
-    def config(self) -> CapsulesConfig:
-        return self.net.config
-
-    def _views(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        pts = batch["points"] if isinstance(batch, Mapping) else batch
-        if not isinstance(pts, Tensor) or pts.ndim != 3 or pts.shape[-1] != 3:
-            raise CanocapsInputError("training batch: 'points' must be a (B, N, 3) tensor")
-        p = next(self.net.parameters())
-        pts = pts.to(device=p.device, dtype=p.dtype)
-        pts_b = batch.get("points_b") if isinstance(batch, Mapping) else None
-        if pts_b is not None:
-            pts_b = pts_b.to(device=p.device, dtype=p.dtype)
-        pair = self.sampler(pts, pts_b, generator=generator)
-        T12 = pair.T12.to(p.dtype)
-        both = torch.cat([pair.view1, pair.view2], dim=0).to(p.dtype)
-        return both, T12[:, :3, :3], T12[:, :3, 3]
-
-    def _weighted(self, losses: dict[str, Tensor]) -> Tensor:
-        w = self.config.loss_weights
-        return sum(getattr(w, name) * value for name, value in losses.items())  # type: ignore[return-value]
-
-    def training_step(self, batch: Mapping[str, Any], step: int) -> dict[str, Tensor]:
-        """One step: two views, the six losses, ``"loss"`` = their weighted sum."""
-        points, R12, t12 = self._views(batch)
-        out = self.net(points)
-        losses = compute_losses(out, points, R12, t12, self.reconstruction_fn)
-        return {"loss": self._weighted(losses), **losses}
-
-    @torch.no_grad()
-    def validation_step(self, batch: Mapping[str, Any]) -> dict[str, Tensor | float]:
-        """Losses and :func:`pair_metrics` (batch means) on deterministic pairs."""
-        index = batch.get("index") if isinstance(batch, Mapping) else None
-        seed = int(torch.as_tensor(index).flatten()[0]) if index is not None else 0
-        gen = torch.Generator().manual_seed(1_000_003 + seed)  # CPU: same pairs on every device
-        points, R12, t12 = self._views(batch, gen)
-        out = self.net(points)
-        losses = compute_losses(out, points, R12, t12)
-        metrics = {k: v.mean() for k, v in pair_metrics(out, points, R12, t12).items()}
-        return {"loss": self._weighted(losses), **losses, **metrics}
-
-
-def canonical_agreement(canon1: Tensor, canon2: Tensor, radius: Tensor) -> Tensor:
-    """How well two canonicalised clouds of one shape coincide, blind to the shape's symmetries.
-
-    Args:
-        canon1: ``(B, N, 3)`` and canon2: ``(B, M, 3)``: the two views, each in its own
-            canonical frame.
-        radius: ``(B,)`` shape radius.
-    Returns:
-        ``(B,)``: Euclidean (not squared) Chamfer, mean nearest-neighbour distance per
-        direction, the two directions averaged, divided by ``radius``. A frame that
-        differs from the other only by a symmetry of the shape scores as well as the
-        same frame; the floor is the sampling gap between the two views.
-    """
-    from canocaps.ops import chamfer
-
-    cd, _ = chamfer(canon1, canon2, point_reduction="mean", batch_reduction=None, squared=False)
-    return 0.5 * cd / radius.clamp_min(1e-12)
-
-
-def _radius(points: Tensor) -> Tensor:
-    return (points - points.mean(dim=1, keepdim=True)).norm(dim=-1).amax(dim=1)
-
-
-@torch.no_grad()
-def baseline_pair_metrics(points: Tensor, R12: Tensor, t12: Tensor) -> dict[str, Tensor]:
-    """Reference figures for the pairs ``points`` = cat(view1, view2) (2B, N, 3), each (B,).
-
-    - ``pca_equivariance_deg`` / ``pca_canonical_agreement``: the same two measures as
-      :func:`pair_metrics` for the PCA frame (:func:`canocaps.geometry.pca_frame`).
-    - ``floor_canonical_agreement``: :func:`canonical_agreement` of view 1 and view 2
-      brought back by the true pose: the best any canonicaliser can score.
-    """
-    from canocaps.geometry import pca_frame, rotation_error_deg
-
-    b = points.shape[0] // 2
-    p1, p2 = points[:b], points[b:]
-    radius = _radius(p1)
-    R, t = pca_frame(points)
-    canon = points @ R.transpose(-1, -2) + t.unsqueeze(1)
-    back = (p2 - t12.unsqueeze(1)) @ R12  # view2 = view1 R12^T + t12
-    return {"pca_equivariance_deg": rotation_error_deg(R[b:] @ R12, R[:b]),
-            "pca_canonical_agreement": canonical_agreement(canon[:b], canon[b:], radius),
-            "floor_canonical_agreement": canonical_agreement(p1, back, radius)}
 
 
 def _class_names(dataset: Any) -> list[str] | None:
@@ -253,7 +68,7 @@ def evaluate(net: CanonicalCapsules, dataset: Any, batch_size: int = 16, pairs: 
     net.eval()
     gen = torch.Generator().manual_seed(seed)  # CPU generator: the same pairs on every device
     sums: dict[str, float] = {}
-    per_pair: dict[str, list[Tensor]] = {}
+    per_pair: dict[str, list[torch.Tensor]] = {}
     count = 0
     try:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -293,6 +108,27 @@ def evaluate(net: CanonicalCapsules, dataset: Any, batch_size: int = 16, pairs: 
             row["equivariance_deg_median"] = float(cat["equivariance_deg"][sel].median())
             res["per_class"][key] = row
     return res
+
+
+def evaluate_split(net: CanonicalCapsules, data: str = "procedural", split: str = "test",
+                   num_points: int | None = None, limit: int | None = None, *, batch_size: int = 16,
+                   seed: int = 0, max_angle_deg: float = 180.0, max_translation: float = 0.2,
+                   resample_views: bool = False, progress: bool = True,
+                   dataset_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`evaluate` on a data split named as on the command line (``canocaps eval equivariance``).
+
+    ``data``: see :func:`canocaps.data.open_dataset`; ``num_points`` defaults to the
+    network's; ``limit`` keeps that many shapes spread evenly over the split; ``seed``
+    seeds the point selection and the pair poses.
+    """
+    from canocaps.data import open_dataset, pick
+
+    ds = open_dataset(data, split, int(num_points or net.config.num_points), seed=seed,
+                      resample_views=resample_views, **dict(dataset_kwargs or {}))
+    if limit is not None:
+        ds = torch.utils.data.Subset(ds, [int(i) for i in pick(len(ds), limit)])
+    return evaluate(net, ds, batch_size=batch_size, seed=seed, progress=progress,
+                    pairs={"max_angle_deg": max_angle_deg, "max_translation": max_translation, "noise_std": 0.0})
 
 
 # ---------------------------------------------------------------------- run configs
@@ -388,7 +224,7 @@ def build_datasets(data: Mapping[str, Any], splits: Sequence[str] = ("train_spli
 
 def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out_dir: str | os.PathLike,
                  resume: bool = False, overrides: Mapping[str, Any] | Sequence[str] | None = None,
-                 callbacks: Sequence[Any] = ()) -> Any:
+                 callbacks: Sequence[Any] = (), force: bool = False) -> Any:
     """Train Canonical Capsules as described by a run config; returns the trainer's ``FitResult``.
 
     Under ``torchrun`` every rank calls it and rank 0 writes the files; end the worker
@@ -398,30 +234,25 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     end, ``model.pt`` (standalone weights of the best checkpoint when there is one,
     else the last). ``resume=True`` continues from ``out_dir/last.pt`` with the run
     config stored in ``out_dir/run.yaml`` (``config_path_or_dict`` may then be None).
+    The run folder follows the one policy of :func:`canocaps.train.runs.prepare_run`: a
+    folder holding a run is refused unless ``resume`` or ``force`` (restart).
     """
-    from canocaps._files import atomic_write_text
     from canocaps.train import Trainer
     from canocaps.train.distributed import barrier
+    from canocaps.train.runs import prepare_run
 
     out = Path(out_dir)
     run_yaml = out / "run.yaml"
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise CanocapsInputError(f"{out}: nothing to resume (no last.pt)")
-        source = config_path_or_dict if config_path_or_dict is not None else run_yaml
-        if config_path_or_dict is None and not run_yaml.is_file():
-            raise CanocapsInputError(f"{out}: no run.yaml to resume from")
-        cfg = load_run_config(source, overrides)
-    else:
-        if config_path_or_dict is None:
+    if config_path_or_dict is None:
+        if not resume:
             raise CanocapsInputError("run_training: a run config is needed (or resume=True)")
-        if (out / "last.pt").exists():
-            raise CanocapsInputError(f"{out}: holds a run already (resume it, or choose another --out)")
-        cfg = load_run_config(config_path_or_dict, overrides)
+        if not run_yaml.is_file():
+            raise CanocapsInputError(f"{out}: no run.yaml to resume from")
+    cfg = load_run_config(config_path_or_dict if config_path_or_dict is not None else run_yaml, overrides)
     trainer = Trainer(cfg["train"], callbacks=tuple(callbacks), out_dir=out)
-    out.mkdir(parents=True, exist_ok=True)
-    if trainer.is_main_process:  # under torchrun, rank 0 alone writes the run's files
-        atomic_write_text(run_yaml, yaml.safe_dump(_run_config_dict(cfg), sort_keys=False), force=True)
+    # the one run-folder policy; under torchrun, rank 0 alone writes the run's files
+    resume = prepare_run(out, _run_config_dict(cfg), spec_name="run.yaml", resume=resume, force=force,
+                         write=trainer.is_main_process)
 
     train_ds, val_ds = build_datasets(cfg["data"])
     module = CapsulesTrainModule(cfg["model"], cfg["data"]["pairs"])
