@@ -263,7 +263,7 @@ def test_chamfer_empty_batch_and_errors():
     with pytest.raises(CanocapsInputError, match="batch_reduction=None"):
         chamfer(torch.randn(2, 5, 3), torch.randn(2, 4, 3), point_reduction=None)
     with pytest.raises(CanocapsInputError, match="point_reduction must be"):
-        chamfer(torch.randn(2, 5, 3), torch.randn(2, 4, 3), point_reduction="max")
+        chamfer(torch.randn(2, 5, 3), torch.randn(2, 4, 3), point_reduction="median")  # "max" is Hausdorff now
 
 
 def test_chamfer_gradcheck():

@@ -78,7 +78,7 @@ def chamfer_distance(
     y: Tensor,
     squared: bool = True,
     reduction: Literal["sum", "mean"] = "sum",
-    batch_reduction: Literal["none", "mean", "sum"] = "none",
+    batch_reduction: Literal["none", "mean", "sum"] | None = "none",
     x_lengths: Tensor | None = None,
     y_lengths: Tensor | None = None,
 ) -> Tensor:
@@ -92,7 +92,7 @@ def chamfer_distance(
       Canonical Capsules / AtlasNet / pytorch3d convention (the paper's numbers).
     * ``"mean"``: ``(d(x->y) + d(y->x)) / 2``.
 
-    ``batch_reduction``: ``"none"`` returns ``(B,)`` (``()`` for unbatched input),
+    ``batch_reduction``: ``"none"`` (or None, as :func:`canocaps.ops.chamfer` spells it) returns ``(B,)`` (``()`` for unbatched input),
     ``"mean"``/``"sum"`` a scalar. ``x_lengths``/``y_lengths`` ``(B,)`` give the valid
     number of points of padded clouds. Built on :func:`canocaps.ops.chamfer`
     (differentiable, memory-bounded).
@@ -101,8 +101,10 @@ def chamfer_distance(
 
     if reduction not in ("sum", "mean"):
         raise CanocapsInputError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    if batch_reduction is None:  # ops.chamfer's spelling of "none"
+        batch_reduction = "none"
     if batch_reduction not in ("none", "mean", "sum"):
-        raise CanocapsInputError(f"batch_reduction must be 'none', 'mean' or 'sum', got {batch_reduction!r}")
+        raise CanocapsInputError(f"batch_reduction must be None/'none', 'mean' or 'sum', got {batch_reduction!r}")
     for name, p in (("x", x), ("y", y)):
         _check_points(p)
         if p.ndim != 2 and p.ndim != 3:
