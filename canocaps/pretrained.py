@@ -1,7 +1,8 @@
 """Find and load the shipped Canonical Capsules weights.
 
-Weights are looked up, in order, in ``$CANOCAPS_WEIGHTS_DIR`` and in the repository's
-``pretrained/`` folder. Nothing is ever downloaded. ``name`` may also be a path to a
+Weights are looked up, in order, in ``$CANOCAPS_WEIGHTS_DIR`` and in the package's own
+``canocaps/resources/weights`` (package data, in the wheel; :mod:`canocaps._resources`), so
+the lookup does not depend on the working directory or a checkout. Nothing is ever downloaded. ``name`` may also be a path to a
 weights file written by :meth:`canocaps.model.CanonicalCapsules.save` (or exported from
 a training run with ``canocaps export``).
 """
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from canocaps._resources import WEIGHTS_ENV, weights_dirs
 from canocaps.errors import CanocapsWeightsError
 
 if TYPE_CHECKING:
@@ -21,20 +23,6 @@ __all__ = ["DEFAULT_WEIGHTS", "WEIGHTS_ENV", "weights_dirs", "available_weights"
 
 #: Name of the weights :func:`load_pretrained` loads by default.
 DEFAULT_WEIGHTS = "canocaps_procedural_cpu"
-#: Environment variable naming an extra folder of weights (searched first).
-WEIGHTS_ENV = "CANOCAPS_WEIGHTS_DIR"
-
-_REPO_PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
-
-
-def weights_dirs() -> list[Path]:
-    """Folders searched for named weights, in order."""
-    dirs = []
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        dirs.append(Path(env).expanduser())
-    dirs.append(_REPO_PRETRAINED)
-    return dirs
 
 
 def available_weights() -> list[str]:
@@ -68,6 +56,7 @@ def resolve_weights(name: str | os.PathLike | None = None) -> Path:
     hint = f" (available: {', '.join(have)})" if have else ""
     raise CanocapsWeightsError(
         f"weights {stem!r} not found in {where}{hint}; set ${WEIGHTS_ENV}, pass a path, "
+        f"use a shipped pretrained name, "
         f"or train your own: canocaps train --config capsules_cpu --out runs/x")
 
 

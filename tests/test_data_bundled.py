@@ -109,3 +109,49 @@ def test_tools_refuse_to_overwrite(tmp_path, capsys):
     assert tool.main(argv) == 2
     err = capsys.readouterr().err
     assert "exists" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_shipped_files_are_package_data_found_from_anywhere(tmp_path):
+    """The weights, test transforms and demo pair come with the package itself: a copy of
+    ``canocaps/`` alone (no checkout around it), run from another folder, finds them all."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import canocaps
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(canocaps.__file__).parent, site / "canocaps",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    code = ("import canocaps, sys\n"
+            "from canocaps.pretrained import resolve_weights\n"
+            "from canocaps.data import load_test_transforms\n"
+            "from canocaps.commands.demo import demo_dir\n"
+            "root = canocaps.__file__.rsplit('/', 1)[0]\n"
+            "w = resolve_weights()\n"
+            "assert str(w).startswith(root), w\n"
+            "assert len(load_test_transforms()) == 1000\n"
+            "assert str(demo_dir()).startswith(root) and (demo_dir() / 'a.ply').is_file()\n"
+            "print('ok', w)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CANOCAPS_WEIGHTS_DIR", "CANOCAPS_DATA_DIR")}
+    env["PYTHONPATH"] = str(site)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-2000:]
+
+
+def test_pyproject_ships_the_resources():
+    """Every file under canocaps/resources matches a package-data pattern of pyproject.toml."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["canocaps"]
+    files = [p.relative_to(root / "canocaps").as_posix() for p in (root / "canocaps" / "resources").rglob("*")
+             if p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files

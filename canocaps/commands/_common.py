@@ -16,7 +16,7 @@ __all__ = ["add_model_args", "add_force", "check_outputs", "load_model", "print_
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """``--weights`` and ``--device``."""
     p.add_argument("--weights", metavar="NAME|PATH", default=None,
-                   help="weights name (in $CANOCAPS_WEIGHTS_DIR or pretrained/) or a .pt path "
+                   help="weights name (in $CANOCAPS_WEIGHTS_DIR or the shipped ones) or a .pt path "
                         "(default: the shipped canocaps_procedural_cpu)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default: auto)")
 
@@ -59,8 +59,3 @@ def format_table(headers: list[str], rows: list[list[Any]]) -> str:
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), sep, *(line(r) for r in body)])
-
-
-def repo_root() -> Path:
-    """The checkout's root (parent of the ``canocaps`` package)."""
-    return Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from canocaps.commands._common import add_force, add_model_args, check_outputs, info, load_model, print_json, repo_root
+from canocaps.commands._common import add_force, add_model_args, check_outputs, info, load_model, print_json
 
 NAME = "demo"
 HELP = "register the bundled demo pair (data/demo) and save demo_registration.png"
@@ -13,7 +13,10 @@ PNG_NAME = "demo_registration.png"
 
 
 def demo_dir() -> Path:
-    return repo_root() / "data" / "demo"
+    """The bundled demo pair: ``demo/`` of the data folder (``$CANOCAPS_DATA_DIR`` or the package's)."""
+    from canocaps._resources import data_dir
+
+    return data_dir() / "demo"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     a_path, b_path, gt_path = d / "a.ply", d / "b.ply", d / "gt_transform.txt"
     for f in (a_path, b_path, gt_path):
         if not f.is_file():
-            raise CanocapsInputError(f"demo data missing: {f} (run from a full checkout of canocaps)")
+            raise CanocapsInputError(f"demo data missing: {f} (it ships in canocaps/resources/data/demo; is $CANOCAPS_DATA_DIR set elsewhere?)")
     png = Path(args.out_dir) / PNG_NAME
     check_outputs(args.force, png)
     try:

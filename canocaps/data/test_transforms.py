@@ -11,7 +11,8 @@ inv(T1)`` maps view 1 onto view 2. The law is :class:`canocaps.data.pairs.SE3Pai
 ``torch.Generator`` seeded with ``seed`` (deterministic). Attributes record count, seed,
 max_angle_deg, max_translation and the format version.
 
-The data folder is ``$CANOCAPS_DATA_DIR`` if set, else ``<repo>/data``.
+The data folder is ``$CANOCAPS_DATA_DIR`` if set, else the package's bundled
+``canocaps/resources/data`` (package data; :mod:`canocaps._resources`).
 """
 from __future__ import annotations
 
@@ -32,9 +33,10 @@ FORMAT_VERSION = 1
 
 
 def data_dir() -> Path:
-    """``$CANOCAPS_DATA_DIR`` or the repository's ``data/`` folder."""
-    env = os.environ.get("CANOCAPS_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+    """``$CANOCAPS_DATA_DIR`` or the package's bundled data folder (:func:`canocaps._resources.data_dir`)."""
+    from canocaps._resources import data_dir as _data_dir
+
+    return _data_dir()
 
 
 def default_path() -> Path:
