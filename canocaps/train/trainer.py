@@ -396,15 +396,21 @@ class Trainer:
                 return
         while self.epoch < cfg.epochs and not self._done():
             skip = self._set_epoch(train_loader, self.epoch, self.batch_in_epoch)
+            # The random state saved for "before batch k" is the one before batch k is drawn, and
+            # for k = 0 the one before iter(): a loader draws its base seed from the global generator.
+            epoch_start_rng = None
             if self.batch_in_epoch == 0:
-                self._apply_resume_rng()  # before iter(): a loader may draw its seed from the global generator
+                self._apply_resume_rng()
+                epoch_start_rng = capture_rng()
             batches = iter(train_loader)
             for _ in range(skip):
                 next(batches, None)
-            self._apply_resume_rng()  # mid-epoch: the generators as they were before this batch was drawn
+            self._apply_resume_rng()  # mid-epoch: after iter(), just before this batch is drawn
             while True:
-                self._check_stop()
                 self._open_phase(with_callbacks=False)
+                if epoch_start_rng is not None:
+                    self._open["rng"], epoch_start_rng = epoch_start_rng, None
+                self._check_stop()
                 try:
                     batch = next(batches)
                 except StopIteration:
