@@ -400,7 +400,7 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     config stored in ``out_dir/run.yaml`` (``config_path_or_dict`` may then be None).
     """
     from canocaps._files import atomic_write_text
-    from canocaps.train import Trainer
+    from canocaps.train import Trainer, seed_everything
     from canocaps.train.distributed import barrier
 
     out = Path(out_dir)
@@ -423,6 +423,7 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     if trainer.is_main_process:  # under torchrun, rank 0 alone writes the run's files
         atomic_write_text(run_yaml, yaml.safe_dump(_run_config_dict(cfg), sort_keys=False), force=True)
 
+    seed_everything(cfg["train"].seed)  # before the model is built: same seed, same initial weights
     train_ds, val_ds = build_datasets(cfg["data"])
     module = CapsulesTrainModule(cfg["model"], cfg["data"]["pairs"])
     result = trainer.fit(module, train_ds, val_ds, resume=resume)
@@ -450,7 +451,10 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, f
         model_config = CapsulesConfig.from_dict((load_yaml(run_yaml.read_text()) or {}).get("model"))
     state = read_checkpoint(ckpt)
     weights = state.get("module", state)
-    net_state = {k[len("net."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("net.")}
+    if not isinstance(weights, dict):
+        raise CanocapsWeightsError(f"{ckpt}: no Canonical Capsules weights inside")
+    net_state = {k[len("net."):]: v for k, v in weights.items()
+                 if isinstance(k, str) and k.startswith("net.") and isinstance(v, torch.Tensor)}
     if not net_state:
         raise CanocapsWeightsError(f"{ckpt}: no Canonical Capsules weights inside")
     net = CanonicalCapsules(model_config)
