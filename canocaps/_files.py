@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from canocaps.errors import OutputExistsError
+from canocaps.errors import CanocapsInputError, OutputExistsError
 
 TMP_MARK = ".canocaps-tmp"
 _TMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[A-Za-z0-9_]{6,}" + re.escape(TMP_MARK) + r"(\.[^./]*)?$")
@@ -163,6 +163,22 @@ def atomic_path(path: str | os.PathLike, force: bool = False, suffix: str | None
             tmp.unlink()
         if catch_term and signal.getsignal(signal.SIGTERM) is _raise_terminated:
             signal.signal(signal.SIGTERM, previous)
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; a missing, unreadable or binary file is a
+    :class:`CanocapsInputError` with one line naming it (``what``: "config file", ...)."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CanocapsInputError(f"{p}: not a text {what} (byte {exc.start} is not UTF-8; binary file?)") from None
+    except FileNotFoundError:
+        raise CanocapsInputError(f"{p}: {what} not found") from None
+    except IsADirectoryError:
+        raise CanocapsInputError(f"{p}: is a directory, expected a {what}") from None
+    except OSError as exc:
+        raise CanocapsInputError(f"{p}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> Path:

@@ -22,6 +22,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from canocaps._files import read_text
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError, CanocapsWeightsError
 from canocaps.model import losses as L
@@ -339,7 +340,7 @@ def load_run_config(config: str | os.PathLike | Mapping[str, Any],
         if not p.is_file():
             raise CanocapsInputError(f"{p}: run config not found")
         try:
-            raw = load_yaml(p.read_text()) or {}
+            raw = load_yaml(read_text(p, "run config")) or {}
         except yaml.YAMLError as exc:
             raise CanocapsInputError(f"{p}: not valid YAML ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
@@ -448,7 +449,11 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, f
         run_yaml = ckpt.parent / "run.yaml"
         if not run_yaml.is_file():
             raise CanocapsWeightsError(f"{ckpt}: no run.yaml beside it to read the model config from")
-        model_config = CapsulesConfig.from_dict((load_yaml(run_yaml.read_text()) or {}).get("model"))
+        try:
+            run = load_yaml(read_text(run_yaml, "run config")) or {}
+        except yaml.YAMLError as exc:
+            raise CanocapsInputError(f"{run_yaml}: not valid YAML ({type(exc).__name__})") from None
+        model_config = CapsulesConfig.from_dict(run.get("model") if isinstance(run, dict) else None)
     state = read_checkpoint(ckpt)
     weights = state.get("module", state)
     if not isinstance(weights, dict):
