@@ -236,13 +236,211 @@ def sample_mesh(mesh: Any, num_points: int, seed: int = 0, name: str = "mesh") -
     return np.asarray(pts, dtype=np.float32)
 
 
+# ----------------------------------------------------------------------------- header/body checks
+# A file whose body disagrees with its own header (a truncated download, a cut copy) is an
+# error naming the file: the libraries below would otherwise read what is there, silently.
+
+_HEADER_MAX_BYTES = 1 << 16
+_PLY_TYPES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+              "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def _data_lines(body: bytes) -> int:
+    """Non-blank lines of a text body (comment lines starting with '#' excluded)."""
+    return sum(1 for ln in body.split(b"\n") if ln.strip() and not ln.lstrip().startswith(b"#"))
+
+
+def _ply_header(p: Path, raw: bytes) -> tuple[int, str, list[tuple[str, int, list[Any]]]]:
+    """(header length in bytes, format, [(element, count, [property size or None for lists])])."""
+    end = raw.find(b"end_header", 0, _HEADER_MAX_BYTES)
+    if not raw.startswith(b"ply") or end < 0:
+        raise CanocapsInputError(f"{p}: not a PLY file (no 'ply' ... 'end_header' header)")
+    nl = raw.find(b"\n", end)
+    if nl < 0:
+        raise CanocapsInputError(f"{p}: PLY header ends without a newline (truncated file?)")
+    try:
+        lines = raw[:end].decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        raise CanocapsInputError(f"{p}: malformed PLY header (not ASCII)") from None
+    fmt, elements = "", []
+    for line in lines[1:]:
+        tok = line.split()
+        if not tok or tok[0] in ("comment", "obj_info"):
+            continue
+        try:
+            if tok[0] == "format":
+                fmt = tok[1]
+            elif tok[0] == "element":
+                count = int(tok[2])
+                if count < 0:
+                    raise ValueError
+                elements.append((tok[1], count, []))
+            elif tok[0] == "property" and elements:
+                elements[-1][2].append(None if tok[1] == "list" else _PLY_TYPES[tok[1]])
+        except (IndexError, ValueError, KeyError):
+            raise CanocapsInputError(f"{p}: malformed PLY header line {line.strip()[:60]!r}") from None
+    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
+        raise CanocapsInputError(f"{p}: malformed PLY header (format {fmt or 'missing'!r})")
+    return nl + 1, fmt, elements
+
+
+def _ply_counts(elements: list[tuple[str, int, list[Any]]]) -> str:
+    plural = {"vertex": "vertices"}
+    return ", ".join(f"{count} {name if count == 1 else plural.get(name, name + 's')}" for name, count, _ in elements)
+
+
+def _check_ply(p: Path) -> dict[str, int]:
+    """Compare a PLY body with its header; return the declared element counts."""
+    with open(p, "rb") as f:
+        head = f.read(_HEADER_MAX_BYTES)
+    start, fmt, elements = _ply_header(p, head)
+    body_size = p.stat().st_size - start
+    declared = _ply_counts(elements)
+    if fmt == "ascii":
+        expected, have = sum(count for _, count, _ in elements), _data_lines(p.read_bytes()[start:])
+        if have < expected:
+            raise CanocapsInputError(f"{p}: truncated PLY: the header declares {declared} "
+                                     f"({expected} data lines), the body has {have}")
+        if have > expected:
+            raise CanocapsInputError(f"{p}: PLY body has {have} data lines, the header declares {declared} "
+                                     f"({expected} lines)")
+    elif all(size is not None for _, _, props in elements for size in props):
+        expected = sum(count * sum(props) for _, count, props in elements)
+        if body_size < expected:
+            raise CanocapsInputError(f"{p}: truncated PLY: the header declares {declared} ({expected} bytes of "
+                                     f"data), the file holds {body_size}")
+        if body_size > expected:
+            raise CanocapsInputError(f"{p}: PLY holds {body_size - expected} bytes after the {declared} "
+                                     "its header declares")
+    return {name: count for name, count, _ in elements}
+
+
+def _pcd_header(p: Path, raw: bytes) -> tuple[int, dict[str, list[str]]]:
+    fields: dict[str, list[str]] = {}
+    pos = 0
+    while pos < min(len(raw), _HEADER_MAX_BYTES):
+        nl = raw.find(b"\n", pos)
+        line = raw[pos:nl if nl >= 0 else len(raw)]
+        pos = len(raw) if nl < 0 else nl + 1
+        try:
+            tok = line.decode("ascii").split()
+        except UnicodeDecodeError:
+            raise CanocapsInputError(f"{p}: malformed PCD header (not ASCII)") from None
+        if not tok or tok[0].startswith("#"):
+            continue
+        fields[tok[0].upper()] = tok[1:]
+        if tok[0].upper() == "DATA":
+            return pos, fields
+    raise CanocapsInputError(f"{p}: not a PCD file (no DATA line in its header)")
+
+
+def _check_pcd(p: Path) -> int:
+    """Compare a PCD body with its header; return the declared number of points."""
+    with open(p, "rb") as f:
+        head = f.read(_HEADER_MAX_BYTES)
+    start, h = _pcd_header(p, head)
+    try:
+        points = int(h["POINTS"][0]) if "POINTS" in h else int(h["WIDTH"][0]) * int(h["HEIGHT"][0])
+        width, height = int(h["WIDTH"][0]), int(h["HEIGHT"][0])
+        sizes = [int(s) for s in h.get("SIZE", [])]
+        counts = [int(c) for c in h.get("COUNT", ["1"] * len(sizes))]
+        data = h["DATA"][0].lower()
+    except (KeyError, IndexError, ValueError):
+        raise CanocapsInputError(f"{p}: malformed PCD header (POINTS/WIDTH/HEIGHT/SIZE/COUNT/DATA)") from None
+    if width * height != points or points < 0:
+        raise CanocapsInputError(f"{p}: PCD header says POINTS {points} but WIDTH*HEIGHT = {width}*{height}")
+    body_size = p.stat().st_size - start
+    if data == "ascii":
+        have = _data_lines(p.read_bytes()[start:])
+        if have != points:
+            raise CanocapsInputError(f"{p}: {'truncated PCD: ' if have < points else ''}the header declares "
+                                     f"{points} points, the body has {have} data lines")
+    elif data == "binary":
+        if len(sizes) != len(counts) or not sizes:
+            raise CanocapsInputError(f"{p}: malformed PCD header (SIZE and COUNT disagree)")
+        expected = points * sum(s * c for s, c in zip(sizes, counts))
+        if body_size < expected:
+            raise CanocapsInputError(f"{p}: truncated PCD: the header declares {points} points ({expected} bytes), "
+                                     f"the file holds {body_size}")
+    elif data != "binary_compressed":
+        raise CanocapsInputError(f"{p}: PCD DATA {data!r} is not ascii, binary or binary_compressed")
+    return points
+
+
+def _check_off(p: Path) -> tuple[int, int] | None:
+    """Compare an ASCII OFF body with its counts line; return (vertices, faces) declared."""
+    raw = p.read_bytes()
+    lines = [ln.split(b"#")[0].strip() for ln in raw.split(b"\n")]
+    lines = [ln for ln in lines if ln]
+    m = re.match(rb"^[A-Z]*OFF(.*)$", lines[0]) if lines else None
+    if m is None:
+        raise CanocapsInputError(f"{p}: not an OFF file (first line is not 'OFF')")
+    rest = m.group(1).split()  # counts may follow on the same line ("OFF 8 6 0"; ModelNet40 writes "OFF8 6 0")
+    if b"BINARY" in rest:
+        return None
+    try:
+        counts, body = (rest[:3], lines[1:]) if rest else (lines[1].split()[:3], lines[2:])
+        nv, nf = int(counts[0]), int(counts[1])
+    except (IndexError, ValueError):
+        raise CanocapsInputError(f"{p}: malformed OFF header (expected 'vertices faces edges' counts)") from None
+    if nv < 0 or nf < 0:
+        raise CanocapsInputError(f"{p}: malformed OFF header (negative counts)")
+    if len(body) < nv + nf:
+        raise CanocapsInputError(f"{p}: truncated OFF: the header declares {nv} vertices and {nf} faces, "
+                                 f"the body has {len(body)} lines")
+    return nv, nf
+
+
+def _check_stl(p: Path) -> None:
+    """A binary STL must be 84 + 50 * triangles bytes; an ASCII one must end with 'endsolid'."""
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(84)
+        if len(head) == 84 and size == 84 + 50 * int.from_bytes(head[80:84], "little"):
+            return  # binary, complete
+        if head.lstrip().startswith(b"solid"):
+            f.seek(max(0, size - 1024))
+            if b"endsolid" in f.read():
+                return
+            raise CanocapsInputError(f"{p}: truncated ASCII STL (no 'endsolid' at the end)")
+    if len(head) < 84:
+        raise CanocapsInputError(f"{p}: not an STL file ({size} bytes, shorter than a binary STL header)")
+    n = int.from_bytes(head[80:84], "little")
+    raise CanocapsInputError(f"{p}: {'truncated ' if size < 84 + 50 * n else ''}binary STL: the header declares "
+                             f"{n} triangles ({84 + 50 * n} bytes), the file holds {size}")
+
+
+def _check_header_and_body(p: Path, ext: str) -> dict[str, int]:
+    """Declared counts of the file (``{"vertex": n, "face": m}``) after checking the body holds them."""
+    if ext == ".ply":
+        return _check_ply(p)
+    if ext == ".off":
+        counts = _check_off(p)
+        return {} if counts is None else {"vertex": counts[0]}
+    if ext == ".stl":
+        _check_stl(p)
+    return {}
+
+
 # ----------------------------------------------------------------------------- readers
 
 
 def _load_trimesh(p: Path, ext: str) -> Any:
-    """trimesh object (Trimesh or PointCloud) for a mesh/ply file; scenes are flattened."""
+    """trimesh object (Trimesh or PointCloud) for a mesh/ply file; scenes are flattened.
+
+    The body is checked against the header first, and the vertices read against the count
+    the header declares."""
     import trimesh
 
+    declared = _check_header_and_body(p, ext)
+    obj = _load_trimesh_unchecked(p, ext, trimesh)
+    verts = getattr(obj, "vertices", None)
+    if "vertex" in declared and verts is not None and len(verts) != declared["vertex"]:
+        raise CanocapsInputError(f"{p}: the header declares {declared['vertex']} vertices, {len(verts)} were read")
+    return obj
+
+
+def _load_trimesh_unchecked(p: Path, ext: str, trimesh: Any) -> Any:
     try:
         obj = trimesh.load(str(p), file_type=ext[1:], process=False)
     except Exception as e:  # trimesh raises many kinds
@@ -273,6 +471,7 @@ def _read_trimesh_points(p: Path, ext: str, num_points: int | None, seed: int, a
 
 
 def _read_pcd(p: Path) -> np.ndarray:
+    declared = _check_pcd(p)
     with _quiet_open3d() as o3d:
         try:
             pcd = o3d.io.read_point_cloud(str(p), format="pcd")
@@ -281,6 +480,8 @@ def _read_pcd(p: Path) -> np.ndarray:
     pts = np.asarray(pcd.points)
     if len(pts) == 0:  # Open3D returns an empty cloud instead of failing
         raise CanocapsInputError(f"{p}: no points could be read (unreadable or empty .pcd)")
+    if len(pts) != declared:
+        raise CanocapsInputError(f"{p}: the header declares {declared} points, {len(pts)} were read")
     return pts
 
 

@@ -225,9 +225,9 @@ def test_bad_files_one_line_errors(tmp_path):
     (tmp_path / "c.abc").write_text("1 2 3\n")
     cases["extension"] = (tmp_path / "c.abc", "supported: .npy")
     (tmp_path / "bad.ply").write_text("this is not a ply\n")
-    cases["bad ply"] = (tmp_path / "bad.ply", "cannot parse")
+    cases["bad ply"] = (tmp_path / "bad.ply", "not a PLY file")
     (tmp_path / "bad.pcd").write_text("garbage\n")
-    cases["bad pcd"] = (tmp_path / "bad.pcd", "no points could be read")
+    cases["bad pcd"] = (tmp_path / "bad.pcd", "not a PCD file")
     (tmp_path / "bad.obj").write_text("garbage\n")
     cases["bad obj"] = (tmp_path / "bad.obj", "no geometry")
     (tmp_path / "bad.stl").write_bytes(b"\x00\x01garbage" * 3)
@@ -328,7 +328,7 @@ def test_damaged_files(tmp_path):
     data = full.read_bytes()
     trunc = tmp_path / "trunc.ply"
     trunc.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CanocapsInputError, match="trunc.ply: cannot parse"):
+    with pytest.raises(CanocapsInputError, match="trunc.ply: truncated PLY: the header declares 100 vertices"):
         read_points(trunc)
     flat = tmp_path / "flat.ply"  # a "mesh" whose only face has zero area
     flat.write_text(

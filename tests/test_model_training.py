@@ -169,7 +169,7 @@ def test_canocaps_train_under_torchrun_two_cpu_processes(tmp_path):
     assert proc.stderr.count("done: weights in") == 1  # rank 0 alone reports
     net = CanonicalCapsules.load(out / "model.pt")
     assert net.config == CapsulesConfig(**TINY)
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert state["trainer"]["global_step"] == 3
 
 

@@ -74,7 +74,7 @@ def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path):
 
     first = LinearRegression()
     Trainer(config(max_steps=5), out_dir=tmp_path / "b").fit(first, data)  # stops inside epoch 1
-    state = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    state = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     assert state["trainer"]["global_step"] == 5 and state["trainer"]["batch_in_epoch"] == 5
     resumed = LinearRegression()
     result = Trainer(config(), out_dir=tmp_path / "b").fit(resumed, data, resume=True)
@@ -98,7 +98,7 @@ def test_keyboard_interrupt_saves_position_and_resume_continues(tmp_path):
     interrupted = LinearRegression()
     with pytest.raises(KeyboardInterrupt):
         Trainer(config(), callbacks=[InterruptAt(11)], out_dir=tmp_path).fit(interrupted, data)
-    assert torch.load(tmp_path / "last.pt", weights_only=False)["trainer"]["global_step"] == 11
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["trainer"]["global_step"] == 11
     resumed = LinearRegression()
     Trainer(config(), out_dir=tmp_path).fit(resumed, data, resume=True)
     torch.testing.assert_close(params_of(resumed), params_of(straight), rtol=0, atol=0)
@@ -339,7 +339,7 @@ def test_sigterm_saves_position_like_ctrl_c(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 3, proc.stderr[-1000:]
-    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["trainer"]["global_step"] == 7
 
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from canocaps._files import read_text
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError
 
@@ -146,8 +147,11 @@ class CapsulesConfig:
         if "\n" not in text and p.suffix in (".yaml", ".yml"):
             if not p.is_file():
                 raise CanocapsInputError(f"{p}: config file not found")
-            text = p.read_text()
-        data = load_yaml(text) or {}
+            text = read_text(p, "config file")
+        try:
+            data = load_yaml(text) or {}
+        except yaml.YAMLError as exc:
+            raise CanocapsInputError(f"model config: not valid YAML ({type(exc).__name__})") from None
         if not isinstance(data, dict):
             raise CanocapsInputError("model config: YAML must be a mapping")
         if "model" in data and isinstance(data["model"], dict):

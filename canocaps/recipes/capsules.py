@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import torch
 import yaml
 
+from canocaps._files import read_text
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError, CanocapsWeightsError
 from canocaps.model.config import CapsulesConfig
@@ -175,7 +176,7 @@ def load_run_config(config: str | os.PathLike | Mapping[str, Any],
         if not p.is_file():
             raise CanocapsInputError(f"{p}: run config not found")
         try:
-            raw = load_yaml(p.read_text()) or {}
+            raw = load_yaml(read_text(p, "run config")) or {}
         except yaml.YAMLError as exc:
             raise CanocapsInputError(f"{p}: not valid YAML ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
@@ -237,7 +238,7 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     The run folder follows the one policy of :func:`canocaps.train.runs.prepare_run`: a
     folder holding a run is refused unless ``resume`` or ``force`` (restart).
     """
-    from canocaps.train import Trainer
+    from canocaps.train import Trainer, seed_everything
     from canocaps.train.distributed import barrier
     from canocaps.train.runs import prepare_run
 
@@ -254,6 +255,7 @@ def run_training(config_path_or_dict: str | os.PathLike | Mapping[str, Any], out
     resume = prepare_run(out, _run_config_dict(cfg), spec_name="run.yaml", resume=resume, force=force,
                          write=trainer.is_main_process)
 
+    seed_everything(cfg["train"].seed)  # before the model is built: same seed, same initial weights
     train_ds, val_ds = build_datasets(cfg["data"])
     module = CapsulesTrainModule(cfg["model"], cfg["data"]["pairs"])
     result = trainer.fit(module, train_ds, val_ds, resume=resume)
@@ -278,10 +280,17 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, f
         run_yaml = ckpt.parent / "run.yaml"
         if not run_yaml.is_file():
             raise CanocapsWeightsError(f"{ckpt}: no run.yaml beside it to read the model config from")
-        model_config = CapsulesConfig.from_dict((load_yaml(run_yaml.read_text()) or {}).get("model"))
+        try:
+            run = load_yaml(read_text(run_yaml, "run config")) or {}
+        except yaml.YAMLError as exc:
+            raise CanocapsInputError(f"{run_yaml}: not valid YAML ({type(exc).__name__})") from None
+        model_config = CapsulesConfig.from_dict(run.get("model") if isinstance(run, dict) else None)
     state = read_checkpoint(ckpt)
     weights = state.get("module", state)
-    net_state = {k[len("net."):]: v for k, v in weights.items() if isinstance(k, str) and k.startswith("net.")}
+    if not isinstance(weights, dict):
+        raise CanocapsWeightsError(f"{ckpt}: no Canonical Capsules weights inside")
+    net_state = {k[len("net."):]: v for k, v in weights.items()
+                 if isinstance(k, str) and k.startswith("net.") and isinstance(v, torch.Tensor)}
     if not net_state:
         raise CanocapsWeightsError(f"{ckpt}: no Canonical Capsules weights inside")
     net = CanonicalCapsules(model_config)

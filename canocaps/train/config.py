@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from canocaps._files import read_text
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError
 
@@ -112,7 +113,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> "TrainConfig":
         """Read a YAML file (or YAML text). A top-level ``train:`` section is used if present."""
-        text = Path(path_or_text).read_text() if _looks_like_path(path_or_text) else str(path_or_text)
+        text = read_text(path_or_text, "config file") if _looks_like_path(path_or_text) else str(path_or_text)
         try:
             data = load_yaml(text) or {}
         except yaml.YAMLError as e:

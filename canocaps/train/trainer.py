@@ -6,11 +6,24 @@ the loop itself (logging, progress, measurements) is added through
 :class:`canocaps.train.Callback` objects.
 
 Checkpoints (``out_dir/last.pt``, ``best.pt``) hold the weights, optimizer, scheduler,
-AMP scaler, random generators, callback states and the position inside the epoch, so
+AMP scaler, random generators, callback states and the position inside the epoch, as
+tensors and plain data (they load with ``torch.load(weights_only=True)``), so
 ``fit(..., resume=True)`` continues an interrupted run where it stopped, mid-epoch too.
+
+Exact resume: the position only moves when a step is complete (``optimizer.step()`` and
+the counters change together). Ctrl-C / SIGTERM during a step is deferred to the end of
+that step (a second signal stops at once); an interruption before a step's update (a
+callback raising ``KeyboardInterrupt``, a second signal) saves the position and random
+state from *before* the step, so the resumed run redoes that batch. Evaluation and
+``on_epoch_end`` after an epoch are owed work (``pending`` in the checkpoint): interrupted
+there, the resumed run does them first. A resumed run therefore reproduces an
+uninterrupted one bit for bit (weights and ``metrics.csv``) when its randomness lives in
+the main process (``num_workers=0``, or workers seeded by sample index). Callbacks must
+change their saved state only in ``on_step_end`` / ``on_eval_end`` / ``on_epoch_end``.
 """
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import sys
@@ -24,10 +37,11 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from canocaps.errors import CanocapsError, CanocapsInputError
+from canocaps.errors import CanocapsError, CanocapsInputError, CanocapsWeightsError
 from canocaps.train.batching import batch_size_of, move_to_device
 from canocaps.train.callbacks import Callback, CallbackList, CSVLogger, ProgressBar, TensorBoardLogger
-from canocaps.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from canocaps.train.checkpoint import (FORMAT, capture_rng, read_trainer_checkpoint, rng_state, save_checkpoint,
+                                       seed_everything, set_rng_state)
 from canocaps.train.config import TrainConfig
 from canocaps.train.distributed import DistInfo, all_reduce_sum, barrier, dist_info_from_env, init_distributed
 from canocaps.train.optim import build_optimizer, build_scheduler
@@ -90,24 +104,6 @@ class _StepRunner(torch.nn.Module):
         return self.module.training_step(batch, step)
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM (``kill``, cluster pre-emption) into ``KeyboardInterrupt`` while training,
-    so the position is saved the same way as on Ctrl-C. No-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 class Trainer:
     """Runs optimisation of a module: ``Trainer(config, callbacks, out_dir).fit(module, data)``.
 
@@ -141,6 +137,11 @@ class Trainer:
         self.scheduler = None
         self.scaler: torch.amp.GradScaler | None = None
         self._nonfinite_in_a_row = 0
+        self.pending: str | None = None  # "epoch_end" / "final_eval": owed after the current position
+        self._open: dict[str, Any] | None = None  # state to save if interrupted inside a step or a pending phase
+        self._resume_rng: dict[str, Any] | None = None  # applied just before the first batch after a resume
+        self._stop_signal: int | None = None
+        self._in_update = False
 
     # -- set-up ------------------------------------------------------------------------
     @property
@@ -191,17 +192,22 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
     def _checkpoint_state(self, module: torch.nn.Module) -> dict[str, Any]:
+        """Everything :meth:`fit` needs to continue. Inside an open step or pending phase the
+        random state and callback states are those from before it began (the weights,
+        optimizer and counters have not changed since; a better score found by the pending
+        evaluation is kept: redoing it finds the same score, which is then not better)."""
+        opened = self._open or {}
         return {
-            "format": "canocaps-trainer-v1",
+            "format": FORMAT,
             "module": module.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
-            "trainer": {"global_step": self.global_step, "epoch": self.epoch,
-                        "batch_in_epoch": self.batch_in_epoch, "best_score": self.best_score},
-            "callbacks": self.callbacks.state_dicts(),
+            "trainer": {"global_step": self.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                        "best_score": None if self.best_score is None else float(self.best_score), "pending": self.pending},
+            "callbacks": opened.get("callbacks") or self.callbacks.state_dicts(),
             "config": self.config.to_dict(),
-            "rng": rng_state(),
+            "rng": rng_state(opened.get("rng")),
         }
 
     def save(self, module: torch.nn.Module, path: Path | None = None) -> Path | None:
@@ -214,16 +220,39 @@ class Trainer:
             self.callbacks.on_checkpoint(self, path)
         return path
 
+    def _read_resume_state(self, path: Path) -> dict[str, Any]:
+        """The checkpoint at ``path``; when it is ``last.pt`` and unusable while ``best.pt`` is
+        fine, the one-line error says so and how to resume from ``best.pt``."""
+        try:
+            return read_trainer_checkpoint(path, map_location=self.device)
+        except CanocapsError as exc:
+            best = self.best_path
+            if path != self.last_path or best is None or not best.is_file():
+                raise
+            try:
+                step = read_trainer_checkpoint(best, map_location="cpu")["trainer"]["global_step"]
+            except CanocapsError:
+                raise exc from None
+            raise type(exc)(f"{exc}; {best} (step {step}) is fine: to resume from it, copy it to {path}") from None
+
     def _restore(self, module: torch.nn.Module, resume: bool | str | Path) -> None:
         path = Path(resume) if isinstance(resume, (str, Path)) else self.last_path
         if path is None:
             raise CanocapsInputError("resume needs out_dir (or a checkpoint path)")
         if not path.is_file():
             raise CanocapsInputError(f"nothing to resume: {path} does not exist")
-        state = read_checkpoint(path, map_location=self.device)
-        module.load_state_dict(state["module"])
+        state = self._read_resume_state(path)
+        try:
+            module.load_state_dict(state["module"])
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CanocapsWeightsError(f"{path} does not fit this model: {first}") from None
         if state.get("optimizer") and self.optimizer:
-            self.optimizer.load_state_dict(state["optimizer"])
+            try:
+                self.optimizer.load_state_dict(state["optimizer"])
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise CanocapsWeightsError(f"{path}: optimizer state does not fit this model: {first}") from None
             saved_lr = state.get("config", {}).get("lr")
             if saved_lr and saved_lr != self.config.lr:  # a new lr in the config takes effect on resume
                 for group in self.optimizer.param_groups:
@@ -237,12 +266,12 @@ class Trainer:
         t = state["trainer"]
         self.global_step, self.epoch = t["global_step"], t["epoch"]
         self.batch_in_epoch, self.best_score = t["batch_in_epoch"], t["best_score"]
+        self.pending = t.get("pending")
         saved = state.get("config", {})
         if (saved.get("monitor"), saved.get("monitor_mode")) != (self.config.monitor, self.config.monitor_mode):
             self.best_score = None  # a score of another metric (or direction) says nothing about this one
         self.callbacks.load_state_dicts(state.get("callbacks", []))
-        if "rng" in state:
-            set_rng_state(state["rng"])
+        self._resume_rng = state.get("rng")
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self, module: torch.nn.Module, train_data: Dataset | DataLoader | Iterable,
@@ -251,8 +280,13 @@ class Trainer:
         """Train ``module`` on ``train_data``; evaluate on ``val_data`` every ``eval_every_epochs``.
 
         ``resume=True`` continues from ``out_dir/last.pt``; a path resumes from that file.
-        On Ctrl-C or SIGTERM the position is saved to ``last.pt`` before ``KeyboardInterrupt``
-        propagates.
+        On Ctrl-C or SIGTERM the current step is finished, the position saved to ``last.pt``
+        and ``KeyboardInterrupt`` propagates (a second signal stops at once, saving the
+        position from before the unfinished step).
+
+        Seeding: ``fit`` seeds every generator with ``config.seed`` (+ rank) before training;
+        seed before *building* the module too (:func:`canocaps.train.seed_everything`) for
+        identical initial weights.
         """
         cfg = self.config
         if not isinstance(module, TrainModule):
@@ -277,6 +311,7 @@ class Trainer:
         except TypeError:
             self.steps_per_epoch = None
 
+        self.pending, self._open, self._resume_rng, self._stop_signal = None, None, None, None
         if resume:
             self._restore(module, resume)
         if self.out_dir is not None and self.is_main_process:
@@ -286,13 +321,15 @@ class Trainer:
 
         self.callbacks.on_fit_start(self, module)
         try:
-            with _sigterm_as_interrupt():
+            with self._signals_deferred():
                 self._run_epochs(module, runner, train_loader, val_loader, use_amp)
         except KeyboardInterrupt:
             self.save(module)
             if self.is_main_process:
                 print(f"interrupted at step {self.global_step}; resume from {self.last_path}", file=sys.stderr)
             raise
+        finally:
+            self._open = None
         self.callbacks.on_fit_end(self, module)
         barrier()
         return FitResult(global_step=self.global_step, epochs_completed=self.epoch, best_score=self.best_score,
@@ -300,34 +337,117 @@ class Trainer:
                          last_path=self.last_path if self.last_path and self.last_path.exists() else None,
                          history=self.history)
 
+    # -- interruptions -----------------------------------------------------------------
+    @contextmanager
+    def _signals_deferred(self):
+        """While training, SIGINT / SIGTERM (Ctrl-C, ``kill``, cluster pre-emption) ask to stop
+        at the end of the current step; a second signal stops at once (not inside the
+        parameter update). No-op outside the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._stop_signal is None or self._in_update:
+                if self._stop_signal is None and self.is_main_process:
+                    print(f"canocaps: {signal.Signals(signum).name}: stopping after this step "
+                          "(send it again to stop at once)", file=sys.stderr)
+                self._stop_signal = signum
+                return
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _check_stop(self, collective: bool = True) -> None:
+        """Raise ``KeyboardInterrupt`` if a stop was asked (on any rank, under ``torchrun``)."""
+        stop = self._stop_signal is not None
+        if self.dist.enabled:
+            if not collective:
+                return
+            flag = torch.tensor([float(stop)], device=self.device)
+            stop = bool(all_reduce_sum(flag).item() > 0)
+        if stop:
+            raise KeyboardInterrupt(f"signal {self._stop_signal}" if self._stop_signal else "stop asked by another rank")
+
+    def _open_phase(self, with_callbacks: bool) -> None:
+        """Remember what to save if interrupted before the current step / pending phase ends."""
+        self._open = {"rng": capture_rng(),
+                      "callbacks": copy.deepcopy(self.callbacks.state_dicts()) if with_callbacks else None}
+
+    def _apply_resume_rng(self) -> None:
+        if self._resume_rng is not None:
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
+
+    # -- epochs and steps --------------------------------------------------------------
     def _done(self) -> bool:
         return self.config.max_steps is not None and self.global_step >= self.config.max_steps
 
     def _run_epochs(self, module, runner, train_loader, val_loader, use_amp: bool) -> None:
         cfg = self.config
+        if self.pending:
+            self._apply_resume_rng()
+            self._finish_pending(module, val_loader)
+            if self._done() and self.steps_per_epoch and 0 < self.batch_in_epoch < self.steps_per_epoch:
+                return
         while self.epoch < cfg.epochs and not self._done():
             skip = self._set_epoch(train_loader, self.epoch, self.batch_in_epoch)
-            for i, batch in enumerate(train_loader):
-                if i < skip:
-                    continue
-                self._train_step(module, runner, batch, use_amp)
+            # The random state saved for "before batch k" is the one before batch k is drawn, and
+            # for k = 0 the one before iter(): a loader draws its base seed from the global generator.
+            epoch_start_rng = None
+            if self.batch_in_epoch == 0:
+                self._apply_resume_rng()
+                epoch_start_rng = capture_rng()
+            batches = iter(train_loader)
+            for _ in range(skip):
+                next(batches, None)
+            self._apply_resume_rng()  # mid-epoch: after iter(), just before this batch is drawn
+            while True:
+                self._open_phase(with_callbacks=False)
+                if epoch_start_rng is not None:
+                    self._open["rng"], epoch_start_rng = epoch_start_rng, None
+                self._check_stop()
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    self._open = None
+                    break
+                self._train_step(module, runner, batch, use_amp)  # closes the phase at its update
                 if cfg.ckpt_every_steps and self.global_step % cfg.ckpt_every_steps == 0:
                     self.save(module)
                 if self._done():
                     break
+            self._check_stop()
             if self._done() and self.steps_per_epoch and self.batch_in_epoch < self.steps_per_epoch:
                 # stopped mid-epoch by max_steps: evaluate and keep the position
-                self._evaluate_and_track(module, val_loader)
-                self.save(module)
+                self.pending = "final_eval"
+                self._finish_pending(module, val_loader)
                 return
+            # the epoch is over: counters and schedule move together, then the owed work
             self.epoch += 1
             self.batch_in_epoch = 0
             if self.scheduler is not None:
                 self.scheduler.step()
+            self.pending = "epoch_end"
+            self._finish_pending(module, val_loader)
+
+    def _finish_pending(self, module, val_loader) -> None:
+        """Evaluation (and ``on_epoch_end``) owed at the current position, then ``last.pt``."""
+        cfg = self.config
+        self._open_phase(with_callbacks=True)
+        if self.pending == "epoch_end":
             if self.epoch % cfg.eval_every_epochs == 0 or self.epoch == cfg.epochs or self._done():
                 self._evaluate_and_track(module, val_loader)
             self.callbacks.on_epoch_end(self, module)
-            self.save(module)
+        else:
+            self._evaluate_and_track(module, val_loader)
+        self.pending, self._open = None, None
+        self.save(module)
 
     def _transfer(self, module: torch.nn.Module, batch: Any) -> Any:
         """``batch`` on the device: the module's ``transfer_batch`` hook, else :func:`move_to_device`."""
@@ -346,9 +466,10 @@ class Trainer:
         if not isinstance(outputs, dict) or "loss" not in outputs:
             raise CanocapsInputError(f"{type(module).__name__}.training_step must return a dict with 'loss'")
         loss = outputs["loss"]
-        self.batch_in_epoch += 1  # the batch is consumed whatever happens next
         if not torch.isfinite(loss.detach()).all():
             self._nonfinite_in_a_row += 1
+            self.batch_in_epoch += 1  # the batch is consumed without an update
+            self._open = None
             warnings.warn(f"non-finite loss at step {self.global_step}; step skipped", RuntimeWarning, stacklevel=2)
             if self._nonfinite_in_a_row >= cfg.max_nonfinite_steps:
                 raise TrainingDivergedError(
@@ -364,12 +485,19 @@ class Trainer:
         if cfg.grad_clip_norm:
             torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip_norm)
         self.callbacks.on_before_optimizer_step(self, module)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.global_step += 1
+        # the update and the position move together: signals wait until both are done
+        self._in_update = True
+        try:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.global_step += 1
+            self.batch_in_epoch += 1
+            self._open = None
+        finally:
+            self._in_update = False
         logged = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
                   for k, v in outputs.items()}
         logged.update(step=self.global_step, epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"])
@@ -389,6 +517,8 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count = torch.zeros((), dtype=torch.float64, device=self.device)
         for batch in loader:
+            if self._open is not None:  # inside fit: a stop asked during evaluation ends it here
+                self._check_stop(collective=False)
             batch = self._transfer(module, batch)
             out = step_fn(batch) if step_fn else module.training_step(batch, self.global_step)
             n = batch_size_of(batch)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from canocaps._files import atomic_path
+from canocaps._files import atomic_path, read_text
 from canocaps.errors import CanocapsInputError
 
 _NOT_CURVES = {"step", "epoch", "lr"}
@@ -19,17 +20,21 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
     path = _metrics_csv(run_dir)
     if not path.is_file():
         raise CanocapsInputError(f"{path} not found (is {run_dir} a canocaps training run?)")
+    text = read_text(path, "metrics file")
+    try:
+        records = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise CanocapsInputError(f"{path}: not a CSV file ({exc})") from None
     rows = []
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            parsed = {}
-            for k, v in row.items():
-                if v not in ("", None):
-                    try:
-                        parsed[k] = float(v)
-                    except ValueError:
-                        continue
-            rows.append(parsed)
+    for row in records:
+        parsed = {}
+        for k, v in row.items():
+            if isinstance(k, str) and isinstance(v, str) and v:
+                try:
+                    parsed[k] = float(v)
+                except ValueError:
+                    continue
+        rows.append(parsed)
     if not rows:
         raise CanocapsInputError(f"{path} has no rows yet")
     return rows
