@@ -15,9 +15,13 @@ from torch import Tensor
 __all__ = [
     "reconstruction_loss", "localization_loss", "equilibrium_loss",
     "equivariance_loss", "invariance_loss", "canonical_loss", "LOSS_NAMES",
+    "MOMENT_LOSS_NAMES", "frame_stability_loss", "frame_conditioning_loss",
 ]
 
 LOSS_NAMES = ("reconstruction", "localization", "equilibrium", "equivariance", "invariance", "canonical")
+
+#: losses of the moment frame (:mod:`canocaps.model.moment_frame`), computed only for it
+MOMENT_LOSS_NAMES = ("frame_stability", "frame_conditioning")
 
 
 def reconstruction_loss(canonical_points: Tensor, decoded: Tensor) -> Tensor:
@@ -77,3 +81,29 @@ def canonical_loss(keypoints: Tensor, canonical_keypoints: Tensor, R: Tensor, t:
     """
     aligned = keypoints @ R.transpose(-1, -2) + t.unsqueeze(1)
     return (aligned - canonical_keypoints).pow(2).sum(-1).mean()
+
+
+def frame_stability_loss(covariance_1: Tensor, covariance_2: Tensor, R12: Tensor) -> Tensor:
+    """The weighted covariances of two views should agree once the known rotation is applied.
+
+    ``mean_b ||R12 C1 R12^T - C2||_F^2 / (0.5 (tr C1 + tr C2))^2`` with covariances
+    (B, 3, 3) of the moment frame and R12 (B, 3, 3) mapping view 1 onto view 2. With
+    independent samples of a surface it measures how much the learned weighting
+    depends on the sampling (scale-free).
+    """
+    moved = R12 @ covariance_1 @ R12.transpose(-1, -2)
+    tr = 0.5 * (covariance_1.diagonal(dim1=-2, dim2=-1).sum(-1) + covariance_2.diagonal(dim1=-2, dim2=-1).sum(-1))
+    return ((moved - covariance_2).pow(2).sum(dim=(-1, -2)) / tr.clamp_min(1e-12).pow(2)).mean()
+
+
+def frame_conditioning_loss(eigenvalues: Tensor, skew: Tensor, gap: float = 0.15, skew_margin: float = 0.5) -> Tensor:
+    """Hinges that keep the moment frame well defined: distinct eigenvalues, non-zero skew.
+
+    ``mean_b [ relu(gap - (l1 - l2)/l1) + relu(gap - (l2 - l3)/l1)
+    + relu(skew_margin - |s1|) + relu(skew_margin - |s2|) ]`` with eigenvalues
+    (B, 3) decreasing and normalised third moments ``skew`` (B, 3) (only the first
+    two axes' signs are read; the third axis is their cross product).
+    """
+    l1 = eigenvalues[:, 0].clamp_min(1e-12)
+    gaps = torch.stack([(eigenvalues[:, 0] - eigenvalues[:, 1]) / l1, (eigenvalues[:, 1] - eigenvalues[:, 2]) / l1], -1)
+    return (torch.relu(gap - gaps).sum(-1) + torch.relu(skew_margin - skew[:, :2].abs()).sum(-1)).mean()

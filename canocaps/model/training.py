@@ -67,7 +67,7 @@ def compute_losses(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor
     v1, v2 = _split(out, b)
     assert out.decoded is not None
     recon = reconstruction_fn or L.reconstruction_loss
-    return {
+    losses = {
         "reconstruction": recon(out.canonical_points, out.decoded),
         "localization": L.localization_loss(points, out.weights, out.keypoints),
         "equilibrium": L.equilibrium_loss(out.mass),
@@ -75,6 +75,11 @@ def compute_losses(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor
         "invariance": L.invariance_loss(v1["descriptors"], v2["descriptors"]),
         "canonical": L.canonical_loss(out.keypoints, out.canonical_keypoints, out.R, out.t),
     }
+    if out.moments is not None:
+        mo = out.moments
+        losses["frame_stability"] = L.frame_stability_loss(mo.covariance[:b], mo.covariance[b:], R12)
+        losses["frame_conditioning"] = L.frame_conditioning_loss(mo.eigenvalues, mo.skew)
+    return losses
 
 
 @torch.no_grad()
