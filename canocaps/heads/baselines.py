@@ -69,10 +69,15 @@ class PCACanonicalizer:
 
 
 def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
-    """:func:`canocaps.register` with the PCA canonicaliser (canonical + flip hypotheses)."""
+    """:func:`canocaps.register` with the PCA canonicaliser.
+
+    Hypotheses: the PCA frame, its three flips and the 20 axis swaps: the same frame
+    family and the same screening and ICP as canocaps' own frame, so a comparison of the
+    two measures the frames, not the machinery around them.
+    """
     from canocaps.heads.registration import register
 
-    kwargs.setdefault("hypotheses", ("canonical", "flips"))
+    kwargs.setdefault("hypotheses", ("canonical", "flips", "swaps"))
     return register(a, b, model=PCACanonicalizer(), **kwargs)
 
 
