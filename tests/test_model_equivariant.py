@@ -109,10 +109,16 @@ def test_moment_losses_are_zero_for_identical_views_and_positive_otherwise():
 
     x = _clouds(2, 300)
     Q = random_rotation(2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    p1, p2 = weighted_moment_frame(x), weighted_moment_frame(x @ Q.transpose(1, 2))
-    assert float(frame_stability_loss(p1.covariance, p2.covariance, Q)) < 1e-20
-    other = weighted_moment_frame(_clouds(2, 300, seed=9))
-    assert float(frame_stability_loss(p1.covariance, other.covariance, Q)) > 1e-4
+    x2 = x @ Q.transpose(1, 2)
+    p1, p2 = weighted_moment_frame(x), weighted_moment_frame(x2)
+    same = float(frame_stability_loss(p1, p2, x, x2, Q))
+    # identical views: no angle term, only the skew hinge of axes whose skew is below 0.25
+    hinge = float(torch.relu(0.25 - p1.skew[:, :2].abs()).sum(-1).mean())
+    assert same == pytest.approx(hinge, abs=1e-9)
+    y = _clouds(2, 300, seed=9) @ Q.transpose(1, 2)  # another sample: the frames differ a little
+    assert float(frame_stability_loss(p1, weighted_moment_frame(y), x, y, Q)) > same + 1e-6
+    flipped = x2 @ torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))  # a turned copy: a sign flip
+    assert float(frame_stability_loss(p1, weighted_moment_frame(flipped), x, flipped, Q)) > same + 0.1
     iso = weighted_moment_frame(torch.randn(2, 4000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     assert float(frame_conditioning_loss(iso.eigenvalues, iso.skew)) > float(frame_conditioning_loss(p1.eigenvalues, p1.skew))
 

@@ -83,17 +83,40 @@ def canonical_loss(keypoints: Tensor, canonical_keypoints: Tensor, R: Tensor, t:
     return (aligned - canonical_keypoints).pow(2).sum(-1).mean()
 
 
-def frame_stability_loss(covariance_1: Tensor, covariance_2: Tensor, R12: Tensor) -> Tensor:
-    """The weighted covariances of two views should agree once the known rotation is applied.
+def frame_stability_loss(pose_1, pose_2, points_1: Tensor, points_2: Tensor, R12: Tensor,
+                         max_angle: float = 1.0) -> Tensor:
+    """How far the moment frames of two views of one shape disagree, to first order (radians^2).
 
-    ``mean_b ||R12 C1 R12^T - C2||_F^2 / (0.5 (tr C1 + tr C2))^2`` with covariances
-    (B, 3, 3) of the moment frame and R12 (B, 3, 3) mapping view 1 onto view 2. With
-    independent samples of a surface it measures how much the learned weighting
-    depends on the sampling (scale-free).
+    ``pose_i`` are :class:`~canocaps.model.moment_frame.MomentPose` of the views
+    ``points_i`` (B, N_i, 3); ``R12`` (B, 3, 3) maps view 1 onto view 2. The covariance
+    of view 2 brought into view 1's frame, ``M = R1 R12^T C2 R12 R1^T``, is diagonal when
+    the frames agree; its off-diagonal entries over the eigenvalue gaps of view 1 are the
+    small rotation angles between the frames (Davis-Kahan), ``theta_ij = M_ij / (l_i - l_j)``
+    (each clipped at ``max_angle``). A sign flip of an axis is caught by the third
+    moments: view 2's third moment along view 1's (sign-fixed) axes must be positive too
+    (hinge at 0.25 of a unit skew). Symmetrised over the two views, averaged over the batch.
+
+    Gradients reach the learned weights (through the covariances, eigenvalues and third
+    moments); the axes themselves are constants. Zero when the views agree exactly and
+    the skews are large.
     """
-    moved = R12 @ covariance_1 @ R12.transpose(-1, -2)
-    tr = 0.5 * (covariance_1.diagonal(dim1=-2, dim2=-1).sum(-1) + covariance_2.diagonal(dim1=-2, dim2=-1).sum(-1))
-    return ((moved - covariance_2).pow(2).sum(dim=(-1, -2)) / tr.clamp_min(1e-12).pow(2)).mean()
+    return 0.5 * (_one_way_disagreement(pose_1, pose_2, points_2, R12, max_angle)
+                  + _one_way_disagreement(pose_2, pose_1, points_1, R12.transpose(-1, -2), max_angle))
+
+
+def _one_way_disagreement(ref, other, other_points: Tensor, R_ref_to_other: Tensor, max_angle: float) -> Tensor:
+    axes = ref.R  # (B, 3, 3) rows, sign-fixed, constant for autograd
+    M = axes @ R_ref_to_other.transpose(-1, -2) @ other.covariance @ R_ref_to_other @ axes.transpose(-1, -2)
+    lam = ref.eigenvalues
+    i, j = (0, 0, 1), (1, 2, 2)
+    gaps = (lam[:, i] - lam[:, j]).abs().clamp_min(1e-12)
+    theta = (M[:, i, j] / gaps).abs().clamp_max(max_angle)
+    moved_axes = axes @ R_ref_to_other.transpose(-1, -2)  # rows: ref axes expressed in the other view
+    xc = other_points - other.centroid[:, None]
+    m3 = (other.sign_weights.unsqueeze(-1) * (xc @ moved_axes.transpose(-1, -2)).pow(3)).sum(dim=1)  # (B, 3)
+    skew = m3 / lam.clamp_min(1e-12).pow(1.5)
+    sign = torch.relu(0.25 - skew[:, :2]).sum(-1)
+    return (theta.pow(2).sum(-1) + sign).mean()
 
 
 def frame_conditioning_loss(eigenvalues: Tensor, skew: Tensor, gap: float = 0.15, skew_margin: float = 0.5) -> Tensor:

@@ -36,6 +36,8 @@ class MomentPose(NamedTuple):
     covariance: Tensor  # (B, 3, 3) weighted covariance
     eigenvalues: Tensor  # (B, 3) decreasing
     skew: Tensor  # (B, 3) third moment along e_j / l_j^1.5 (axes detached, before the sign fix)
+    weights: Tensor  # (B, N) normalised covariance weights (sum 1)
+    sign_weights: Tensor  # (B, N) normalised third-moment weights (sum 1)
 
 
 def weighted_moment_frame(points: Tensor, weights: Tensor | None = None,
@@ -71,7 +73,7 @@ def weighted_moment_frame(points: Tensor, weights: Tensor | None = None,
     e3 = torch.linalg.cross(e1, e2, dim=-1)
     R = torch.stack([e1, e2, e3], dim=1)
     t = -(R @ c[..., None])[..., 0]
-    return MomentPose(R, t, c, cov, lam, skew)
+    return MomentPose(R, t, c, cov, lam, skew, w, v)
 
 
 class MomentFrame(nn.Module):
