@@ -531,7 +531,9 @@ def benchmark_registration(methods: dict[str, Callable[[np.ndarray, np.ndarray],
         for pair, mname in todo:
             res = methods[mname](pair.a, pair.b)
             rec: dict[str, Any] = {"method": mname, "pair": pair.name, "time_s": res.time_s,
-                                   "fitness": res.fitness, "hypothesis": res.hypothesis,
+                                   "fitness": res.fitness, "inlier_rmse": res.inlier_rmse,
+                                   "max_correspondence_distance": res.max_correspondence_distance,
+                                   "hypothesis": res.hypothesis,
                                    **registration_errors(res.transformation, pair.T_gt, pair.a)}
             done[(mname, pair.name)] = rec
             if fh is not None:
