@@ -321,3 +321,23 @@ def test_test_pairs_degrade_each_sample_independently():
     np.testing.assert_array_equal(again[1].a, partial[1].a)  # seeded
     with pytest.raises(CanocapsInputError, match="condition"):
         make_test_pairs("procedural", "test", 1024, limit=1, condition="foggy")
+
+
+def test_capsule_triplets_survive_missing_and_mismatched_capsules(pair):
+    """Capsules 0-3 match (keypoints moved by T); 4 and 5 are garbage: the all-capsule fit
+    is pulled off, a triplet of good capsules is exact."""
+    from canocaps.heads.registration import CanonicalFrame, _capsule_triplets, _match_capsules
+
+    rng = np.random.default_rng(0)
+    T = rigid(3, 0.1)
+    ka = rng.uniform(-0.8, 0.8, size=(6, 3))
+    kb = ka @ T[:3, :3].T + T[:3, 3]
+    kb[4:] = rng.uniform(-0.8, 0.8, size=(2, 3))
+    desc = np.eye(6)
+    fa, fb = CanonicalFrame(np.eye(4), ka, desc), CanonicalFrame(np.eye(4), kb, desc)
+    all_fit = _match_capsules(fa, fb)
+    assert registration_errors(all_fit, T, ka)["rre_deg"] > 2
+    fits = _capsule_triplets(fa, fb)
+    assert 1 <= len(fits) < 20  # the 20 triplets minus those whose triangles disagree
+    best = min(registration_errors(F, T, ka)["rre_deg"] for F in fits)
+    assert best < 1e-6

@@ -60,8 +60,9 @@ __all__ = [
 ]
 
 #: Hypothesis families :func:`register` knows ("flips" expands to flip_x, flip_y, flip_z;
-#: "swaps" to the 20 axis-exchanging rotations of the cube, swap_0 ... swap_19).
-HYPOTHESES = ("canonical", "flips", "swaps", "capsules")
+#: "swaps" to the 20 axis-exchanging rotations of the cube, swap_0 ... swap_19;
+#: "capsule_triplets" to one rigid fit per consistent triplet of matched capsules).
+HYPOTHESES = ("canonical", "flips", "swaps", "capsules", "capsule_triplets")
 
 #: 180-degree rotations about the canonical x, y, z axes.
 FLIPS: dict[str, np.ndarray] = {
@@ -190,6 +191,52 @@ def _match_capsules(fa: CanonicalFrame, fb: CanonicalFrame) -> np.ndarray | None
     return _procrustes(fa.keypoints[rows], fb.keypoints[cols])
 
 
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Batched least-squares rigid fits: src, dst ``(T, m, 3)`` -> ``(T, 4, 4)`` with ``dst ~= R src + t``."""
+    cs, cd = src.mean(axis=1, keepdims=True), dst.mean(axis=1, keepdims=True)
+    H = np.swapaxes(src - cs, 1, 2) @ (dst - cd)  # (T, 3, 3)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.swapaxes(Vt, 1, 2) @ np.swapaxes(U, 1, 2)))
+    D = np.tile(np.eye(3), (len(src), 1, 1))
+    D[:, 2, 2] = d
+    R = np.swapaxes(Vt, 1, 2) @ D @ np.swapaxes(U, 1, 2)
+    T = np.tile(np.eye(4), (len(src), 1, 1))
+    T[:, :3, :3] = R
+    T[:, :3, 3] = cd[:, 0] - (R @ cs[:, 0, :, None])[..., 0]
+    return T
+
+
+def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float = 0.15,
+                      min_side: float = 0.1) -> list[np.ndarray]:
+    """Rigid fits on triplets of descriptor-matched capsules whose triangles agree (robust to missing parts).
+
+    Capsules are matched by descriptor distance (Hungarian). A triplet counts when its three
+    keypoint distances agree between A and B within ``tolerance`` (in units of the clouds,
+    normalised: unit sphere) and its smallest side is at least ``min_side`` (a triangle, not
+    a point). With part of a cloud cut away, the capsules on the intact parts keep their
+    keypoints and descriptors, so some triplets stay right where the all-capsule fit fails.
+    """
+    if fa.keypoints is None or fb.keypoints is None or fa.descriptors is None or fb.descriptors is None:
+        return []
+    import itertools
+
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    rows, cols = linear_sum_assignment(cdist(fa.descriptors, fb.descriptors))
+    ka, kb = fa.keypoints[rows], fb.keypoints[cols]
+    trip = np.array(list(itertools.combinations(range(len(rows)), 3)), dtype=np.int64).reshape(-1, 3)
+    if len(trip) == 0:
+        return []
+    pa, pb = ka[trip], kb[trip]  # (T, 3, 3)
+    sides = lambda p: np.linalg.norm(p[:, [0, 1, 2]] - p[:, [1, 2, 0]], axis=-1)  # noqa: E731
+    sa, sb = sides(pa), sides(pb)
+    ok = (np.abs(sa - sb).max(axis=1) < tolerance) & (np.minimum(sa.min(axis=1), sb.min(axis=1)) > min_side)
+    if not ok.any():
+        return []
+    return list(_kabsch(pa[ok], pb[ok]))
+
+
 def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
                           which: Iterable[str] = HYPOTHESES) -> list[tuple[str, np.ndarray]]:
     """Candidate ``(4, 4)`` transforms mapping A onto B (frames of the same normalised space).
@@ -212,6 +259,8 @@ def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
             T = _match_capsules(fa, fb)
             if T is not None:
                 out.append(("capsules", T))
+        elif name == "capsule_triplets":
+            out += [(f"capsule_triplet_{i}", T) for i, T in enumerate(_capsule_triplets(fa, fb))]
         else:
             raise CanocapsInputError(f"unknown registration hypothesis {name!r} (choose from "
                                      f"{', '.join(HYPOTHESES + tuple(FLIPS))}, swap_0 ... swap_19)")
