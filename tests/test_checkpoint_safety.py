@@ -142,7 +142,7 @@ def test_payload_train_resume_and_export_cli(capsules_run, tmp_path, capsys):
     plant(run / "last.pt", marker)
     line = one_error_line(cli("-m", "canocaps", "train", "--resume", str(run), cwd=tmp_path))
     assert "last.pt: refused" in line and not marker.exists()
-    line = in_process(capsys, "canocaps.model.__main__", "export", str(run / "last.pt"), str(tmp_path / "w.pt"))
+    line = in_process(capsys, "canocaps.cli", "export", str(run / "last.pt"), str(tmp_path / "w.pt"))
     assert "refused" in line and not marker.exists() and not (tmp_path / "w.pt").exists()
 
 

@@ -267,3 +267,79 @@ def test_meshes_are_sampled_on_their_surface():
         np.testing.assert_allclose(extent, [2.0, 1.0, 0.5], atol=0.05)
     with pytest.raises(CanocapsInputError, match="mesh"):
         as_points(o3d.geometry.LineSet(), "mesh")
+
+
+class SwapSecond:
+    """PCA frames, but the second cloud's frame has its x and y axes exchanged (z turned over)."""
+
+    num_capsules = 3
+
+    def canonicalize(self, points: torch.Tensor) -> PCACanonical:
+        res = PCACanonicalizer().canonicalize(points)
+        S = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=res.R.dtype)
+        R, t = res.R.clone(), res.t.clone()
+        R[1], t[1] = S @ R[1], S @ t[1]
+        return PCACanonical(points @ R.transpose(-1, -2).float() + t[:, None].float(), R, t)
+
+
+def test_swap_hypotheses_fix_exchanged_axes(pair):
+    from canocaps.heads.registration import SWAPS
+
+    a, b, T = pair
+    assert len(SWAPS) == 20
+    for M in SWAPS.values():
+        np.testing.assert_allclose(M @ M.T, np.eye(3))
+        assert np.linalg.det(M) == pytest.approx(1.0)
+    flips_only = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips"), refine=False)
+    assert registration_errors(flips_only.transformation, T, a)["rre_deg"] > 30
+    res = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips", "swaps"), refine=False)
+    assert res.hypothesis.startswith("swap_")
+    assert registration_errors(res.transformation, T, a)["rre_deg"] < 5
+    assert len(res.candidates) == 24
+
+
+def test_cheap_screening_keeps_the_right_hypothesis_for_icp(pair):
+    a, b, T = pair
+    res = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips", "swaps"), screen_top=2)
+    assert len(res.candidates) == 2  # only the two best of 24 went through ICP
+    assert res.hypothesis.startswith("swap_")
+    err = registration_errors(res.transformation, T, a)
+    assert err["rre_deg"] < 1.0 and err["rte"] < 0.01, err
+
+
+def test_test_pairs_degrade_each_sample_independently():
+    from canocaps.heads.registration import CONDITIONS, make_test_pairs
+
+    assert set(CONDITIONS) == {"clean", "noisy", "partial", "sparse"}
+    clean = make_test_pairs("procedural", "test", 1024, limit=2, condition="clean")
+    partial = make_test_pairs("procedural", "test", 1024, limit=2, condition="partial")
+    sparse = make_test_pairs("procedural", "test", 1024, limit=2, condition="sparse")
+    noisy = make_test_pairs("procedural", "test", 1024, limit=2, condition="noisy")
+    assert clean[0].a.shape == (1024, 3) and partial[0].a.shape == (717, 3) and sparse[0].b.shape == (512, 3)
+    np.testing.assert_allclose(clean[0].T_gt, partial[0].T_gt)
+    # the noisy pair: same transform, points moved off the surface
+    assert not np.allclose(np.sort(noisy[0].a, axis=0), np.sort(clean[0].a, axis=0))
+    again = make_test_pairs("procedural", "test", 1024, limit=2, condition="partial")
+    np.testing.assert_array_equal(again[1].a, partial[1].a)  # seeded
+    with pytest.raises(CanocapsInputError, match="condition"):
+        make_test_pairs("procedural", "test", 1024, limit=1, condition="foggy")
+
+
+def test_capsule_triplets_survive_missing_and_mismatched_capsules(pair):
+    """Capsules 0-3 match (keypoints moved by T); 4 and 5 are garbage: the all-capsule fit
+    is pulled off, a triplet of good capsules is exact."""
+    from canocaps.heads.registration import CanonicalFrame, _capsule_triplets, _match_capsules
+
+    rng = np.random.default_rng(0)
+    T = rigid(3, 0.1)
+    ka = rng.uniform(-0.8, 0.8, size=(6, 3))
+    kb = ka @ T[:3, :3].T + T[:3, 3]
+    kb[4:] = rng.uniform(-0.8, 0.8, size=(2, 3))
+    desc = np.eye(6)
+    fa, fb = CanonicalFrame(np.eye(4), ka, desc), CanonicalFrame(np.eye(4), kb, desc)
+    all_fit = _match_capsules(fa, fb)
+    assert registration_errors(all_fit, T, ka)["rre_deg"] > 2
+    fits = _capsule_triplets(fa, fb)
+    assert 1 <= len(fits) < 20  # the 20 triplets minus those whose triangles disagree
+    best = min(registration_errors(F, T, ka)["rre_deg"] for F in fits)
+    assert best < 1e-6

@@ -1,13 +1,17 @@
 #!/usr/bin/env python
 """Registration benchmark: canocaps (+ICP) vs Open3D FPFH+RANSAC+ICP vs PCA+ICP, same run.
 
-Pairs: each test shape of the dataset (default: the bundled procedural shapes) as two
-independent surface samples, moved by two of the fixed test transforms
+Pairs: each test shape of the dataset (default: the bundled procedural shapes; ``--data
+realmesh`` the real-mesh set) as two independent surface samples, each degraded as a
+condition says (clean; noisy: sigma 0.01 + 5 % outliers; partial: 70 % half-space crop;
+sparse: 512 points), moved by two of the fixed test transforms
 (``canocaps.data.test_transforms.load_test_transforms``), so every pair has an exact
-ground truth. Reported per method: recall (RRE < 5 deg and RTE < 0.05), median RRE/RTE,
-mean RMSE under the ground truth, and time per pair (after one untimed warm-up pair).
+ground truth. Reported per condition and method: recall (RRE < 5 deg and RTE < 0.05),
+median RRE/RTE, mean RMSE under the ground truth, and median and mean time per pair
+(after one untimed warm-up pair), all methods on the same pairs in the same run.
 
     python tools/bench_registration.py --limit 10
+    python tools/bench_registration.py --data realmesh --num-points 2048 --conditions clean,noisy,partial,sparse --ablation --json reg.json
     python tools/bench_registration.py --icp both --json bench_registration.json
 
 Prints a Markdown table and (``--json``) writes the summary plus per-pair records. With
@@ -27,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="procedural", help="dataset name or path (default: procedural)")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=None, help="use N test shapes spread evenly over the split (quick run)")
-    p.add_argument("--num-points", type=int, default=1024, help="points per sample (default 1024)")
+    p.add_argument("--num-points", type=int, default=1024, help="points per sample (default 1024; 'sparse' uses 512)")
+    p.add_argument("--conditions", default="clean",
+                   help="comma-separated degradations of each sample: clean, noisy, partial, sparse (default clean)")
     p.add_argument("--methods", default="canocaps,fpfh,pca", help="comma-separated: canocaps, fpfh, pca")
     p.add_argument("--icp", choices=("point_to_plane", "point_to_point", "both"), default="point_to_plane",
                    help="ICP metric; 'both' runs every method with each (names get a suffix)")
@@ -77,7 +83,9 @@ def _run(args: argparse.Namespace) -> int:
             lambda a, b: register(a, b, model=model, hypotheses=("canonical",), refine=False)
         methods["canocaps (all hypotheses, no ICP)"] = lambda a, b: register(a, b, model=model, refine=False)
     t0 = time.perf_counter()
-    pairs = make_test_pairs(args.data, args.split, args.num_points, args.limit)
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    pairs = [p for c in conditions for p in make_test_pairs(args.data, args.split, args.num_points, args.limit,
+                                                             condition=c)]
     ckpt = None
     if args.json:
         from pathlib import Path
@@ -89,15 +97,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"resuming from {ckpt}", file=sys.stderr)
     out = benchmark_registration(methods, pairs, checkpoint=ckpt)
     wall = time.perf_counter() - t0
-    rows = [[m, s["pairs"], s["recall"], s["median_rre_deg"], s["median_rte"], s["mean_rmse"], s["time_per_pair_s"]]
-            for m, s in out["summary"].items()]
-    print(format_table(["method", "pairs", "recall", "median RRE (deg)", "median RTE", "mean RMSE",
-                        "time/pair (s)"], rows))
+    out["by_condition"] = _by_condition(out["records"], conditions)
+    rows = [[c, m, s["pairs"], s["recall"], s["median_rre_deg"], s["median_rte"], s["mean_rmse"],
+             s["median_time_per_pair_s"], s["time_per_pair_s"]]
+            for c, per in out["by_condition"].items() for m, s in per.items()]
+    print(format_table(["condition", "method", "pairs", "recall", "median RRE (deg)", "median RTE", "mean RMSE",
+                        "median time/pair (s)", "mean time/pair (s)"], rows))
     print(f"\n{len(pairs)} pairs from {args.data}/{args.split}, {args.num_points} points per sample; "
           f"recall: RRE < 5 deg and RTE < 0.05; refine={args.refine}; wall {wall:.1f} s; "
           f"torch threads {torch.get_num_threads()}; {platform.processor() or platform.machine()}")
     if args.json:
         meta = {"data": args.data, "split": args.split, "limit": args.limit, "num_points": args.num_points,
+                "conditions": conditions,
                 "weights": str(args.weights), "refine": args.refine, "icp": args.icp, "wall_s": wall,
                 "torch_threads": torch.get_num_threads(), "command": " ".join(sys.argv)}
         write_json_file(args.json, {"meta": meta, **out}, args.force)
@@ -105,6 +116,24 @@ def _run(args: argparse.Namespace) -> int:
             ckpt.unlink()
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
+
+
+def _by_condition(records: dict, conditions: list[str]) -> dict:
+    """Per condition and method: :func:`summarize_registration` of that condition's records."""
+    import numpy as np
+
+    from canocaps.heads.registration import summarize_registration
+
+    out: dict = {}
+    for c in conditions:
+        out[c] = {}
+        for m, recs in records.items():
+            mine = [r for r in recs if r["pair"].rsplit("/", 2)[1] == c]
+            if mine:
+                s = summarize_registration(mine)
+                s["median_time_per_pair_s"] = float(np.median([r["time_s"] for r in mine]))
+                out[c][m] = s
+    return out
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@
   ``converted``       an h5 written by ``tools/convert_meshes.py``                the ``.h5`` file
   ``modelnet40``      ModelNet40 ``ply_data_{train,test}*.h5``                    folder
   ``folder``          any folder of files ``canocaps.io`` reads                   folder
+  ``realmesh``        pybullet_data meshes (``tools/build_realmesh_set.py``)      the ``.h5`` (default: cache,
+                                                                                  bundled test subset)
   ==================  ==========================================================  =========================
 
 * Items: ``{"points": (N, 3) float32, "label": () int64, "index": int}`` (+ ``"points_b"``
@@ -34,7 +36,7 @@ from canocaps.errors import CanocapsInputError
 __all__ = ["build_dataset", "open_dataset", "pick", "DATASETS", "PointCloudDataset", "ArrayDataset", "normalize_unit_sphere",
            "PairBatch", "SE3PairSampler", "load_test_transforms"]
 
-DATASETS = ("procedural", "shapenet", "shapenet_h5", "shapenetcore", "converted", "modelnet40", "folder")
+DATASETS = ("procedural", "shapenet", "shapenet_h5", "shapenetcore", "converted", "modelnet40", "folder", "realmesh")
 
 
 def load_test_transforms(path: str | os.PathLike | None = None):  # noqa: ANN201 - re-export without importing h5py early
@@ -52,7 +54,7 @@ def build_dataset(name: str = "procedural", split: str = "train", num_points: in
         name: one of :data:`DATASETS` (``modelnet`` is accepted for ``modelnet40``).
         split: ``train`` / ``val`` (``valid``) / ``test`` (``folder`` also takes None: the whole folder).
         num_points: points per item N.
-        root: data location (all but ``procedural``).
+        root: data location (all but ``procedural``; optional for ``realmesh``).
         **kw: passed on: ``sampling`` ("random"/"first"), ``resample_views``, ``seed``, ``normalize``,
             ``categories`` (ShapeNet), ``per_class``/``classes`` (procedural) ...
     """
@@ -65,6 +67,10 @@ def build_dataset(name: str = "procedural", split: str = "train", num_points: in
         from canocaps.data.procedural import ProceduralShapes
 
         return ProceduralShapes(split, num_points, **kw)
+    if key == "realmesh":
+        from canocaps.data.realmesh import RealMeshes
+
+        return RealMeshes(root, split, num_points, **kw)
     if root is None:
         raise CanocapsInputError(f"dataset {name!r} needs root= (where the data is); see docs/data.md")
     if key == "shapenet":

@@ -25,6 +25,8 @@ them per epoch.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -34,9 +36,16 @@ from torch.utils.data import Dataset
 from canocaps.errors import CanocapsInputError
 from canocaps.io import unit_sphere
 
-__all__ = ["PointCloudDataset", "ArrayDataset", "normalize_unit_sphere", "select_indices", "check_split", "SAMPLING_MODES"]
+__all__ = ["PointCloudDataset", "ArrayDataset", "normalize_unit_sphere", "select_indices", "check_split", "SAMPLING_MODES",
+           "cache_root"]
 
 SAMPLING_MODES = ("random", "first")
+
+
+def cache_root() -> Path:
+    """The package's cache folder: ``$CANOCAPS_CACHE`` or ``~/.cache/canocaps`` (generated/converted data)."""
+    root = os.environ.get("CANOCAPS_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "canocaps"
 
 
 def normalize_unit_sphere(points: np.ndarray, name: str = "points") -> np.ndarray:

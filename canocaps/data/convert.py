@@ -10,8 +10,9 @@ classes named by synset) or any folder accepted by :class:`canocaps.data.folder.
     model_id  (S,) str            model folder (ShapeNetCore) or path relative to the source
     attrs: class_names (json), source, num_points, seed, failed (json list of model ids)
 
-Resuming: work goes to ``DST.partial`` in chunks; after each chunk the number of finished
-models is recorded (``attrs["done"]``) and the file flushed. Re-running the same command
+Resuming (:func:`fill_rows`, reused by other converters): work goes to ``DST.partial`` in
+chunks; after each chunk the number of finished models is recorded (``attrs["done"]``) and
+the file flushed. Re-running the same command
 continues after the last finished chunk (a changed file list or settings starts over).
 At the end the partial file is renamed onto ``DST`` atomically.
 """
@@ -22,7 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from canocaps.data.base import ArrayDataset
 from canocaps._files import check_outputs
 from canocaps.errors import CanocapsInputError
 
-__all__ = ["collect_meshes", "convert_meshes", "ConvertedH5"]
+__all__ = ["collect_meshes", "convert_meshes", "fill_rows", "ConvertedH5"]
 
 
 def collect_meshes(src: str | os.PathLike) -> tuple[list[Path], list[int], list[str], list[str]]:
@@ -61,6 +62,66 @@ def _signature(files: Sequence[Path], src: Path, num_points: int, seed: int) -> 
     return h.hexdigest()
 
 
+def fill_rows(partial: str | os.PathLike, signature: str, total: int, create: Callable[[Any], None],
+              compute: Callable[[int], dict[str, Any]], *, chunk: int = 64, limit: int | None = None,
+              progress: bool = True, desc: str = "convert") -> int:
+    """Compute rows ``0..total-1`` of an h5 file chunk by chunk, resumably; return the rows done so far.
+
+    The machinery behind :func:`convert_meshes` (and ``canocaps.data.realmesh_build``).
+
+    * A fresh file (none at ``partial``, or one whose ``attrs["signature"]`` differs or that
+      cannot be read: it is replaced, with a note on stderr) is made by ``create(f)``, which
+      creates the row datasets (length ``total`` along axis 0) and attributes; then
+      ``attrs["signature"] = signature`` and ``attrs["done"] = 0``.
+    * Rows ``attrs["done"]`` onwards are computed by ``compute(i) -> {dataset name: row value}``
+      and written one chunk of ``chunk`` rows at a time; ``attrs["done"]`` is advanced only
+      after the chunk's data and the file flushed, so a crash redoes at most one chunk.
+    * ``limit`` stops after that many rows in this call (the file stays resumable).
+    """
+    import h5py
+    from tqdm.auto import tqdm
+
+    partial = Path(partial)
+    if int(chunk) < 1:
+        raise CanocapsInputError(f"chunk must be >= 1, got {chunk}")
+    if partial.exists():
+        try:
+            with h5py.File(partial, "r") as f:
+                same = f.attrs.get("signature") == signature
+        except OSError:
+            same = False
+        if not same:
+            print(f"canocaps: {partial} is from another source/settings, starting over", file=sys.stderr)
+            partial.unlink()
+    if not partial.exists():
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(partial, "w") as f:
+            create(f)
+            f.attrs.update(signature=signature, done=0)
+    with h5py.File(partial, "r+") as f:
+        done = int(f.attrs["done"])
+        stop = total if limit is None else min(total, done + int(limit))
+        bar = tqdm(total=total, initial=done, desc=desc, unit="mesh", disable=not progress)
+        try:
+            while done < stop:
+                end = min(done + int(chunk), stop)
+                rows: dict[str, list[Any]] = {}
+                for i in range(done, end):
+                    for key, value in compute(i).items():
+                        rows.setdefault(key, []).append(value)
+                    bar.update(1)
+                for key, values in rows.items():
+                    ds = f[key]
+                    f[key][done:end] = (np.asarray(values, dtype=object) if ds.dtype.kind == "O"
+                                        else np.asarray(values, dtype=ds.dtype))
+                done = end
+                f.attrs["done"] = done  # recorded only after the chunk's data: a crash redoes at most one chunk
+                f.flush()
+        finally:
+            bar.close()
+    return done
+
+
 def convert_meshes(src: str | os.PathLike, dst: str | os.PathLike, num_points: int = 2048, *, seed: int = 0,
                    chunk: int = 64, force: bool = False, skip_errors: bool = True, progress: bool = True,
                    limit: int | None = None) -> Path:
@@ -75,7 +136,6 @@ def convert_meshes(src: str | os.PathLike, dst: str | os.PathLike, num_points: i
         ``dst`` when complete (else the ``.partial`` path when ``limit`` stopped it).
     """
     import h5py
-    from tqdm.auto import tqdm
 
     from canocaps.io import read_points
 
@@ -84,52 +144,30 @@ def convert_meshes(src: str | os.PathLike, dst: str | os.PathLike, num_points: i
     if int(num_points) < 1 or int(chunk) < 1:
         raise CanocapsInputError(f"num_points and chunk must be >= 1, got {num_points}, {chunk}")
     files, labels, names, ids = collect_meshes(src)
-    sig = _signature(files, src, int(num_points), int(seed))
     partial = dst.with_name(dst.name + ".partial")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if partial.exists():
+
+    def create(f: Any) -> None:
+        S = len(files)
+        f.create_dataset("data", (S, num_points, 3), dtype="f4", chunks=(1, num_points, 3))
+        f.create_dataset("label", data=np.asarray(labels, dtype=np.int64))
+        f.create_dataset("model_id", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
+        f.attrs.update(class_names=json.dumps(names), source=str(src), num_points=int(num_points), seed=int(seed),
+                       failed="[]")
+
+    def compute(i: int) -> dict[str, Any]:
         try:
-            with h5py.File(partial, "r") as f:
-                same = f.attrs.get("signature") == sig
-        except OSError:
-            same = False
-        if not same:
-            print(f"canocaps: {partial} is from another source/settings, starting over", file=sys.stderr)
-            partial.unlink()
-    if not partial.exists():
-        with h5py.File(partial, "w") as f:
-            S = len(files)
-            f.create_dataset("data", (S, num_points, 3), dtype="f4", chunks=(1, num_points, 3))
-            f.create_dataset("label", data=np.asarray(labels, dtype=np.int64))
-            f.create_dataset("model_id", data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype())
-            f.attrs.update(class_names=json.dumps(names), source=str(src), num_points=int(num_points), seed=int(seed),
-                           signature=sig, done=0, failed="[]")
+            return {"data": read_points(files[i], num_points=num_points, seed=int(seed) + i), "label": labels[i]}
+        except CanocapsInputError as e:
+            if not skip_errors:
+                raise
+            print(f"canocaps: skipping {files[i]}: {e}", file=sys.stderr)
+            return {"data": np.zeros((num_points, 3), np.float32), "label": -1}
+
+    done = fill_rows(partial, _signature(files, src, int(num_points), int(seed)), len(files), create, compute,
+                     chunk=chunk, limit=limit, progress=progress, desc=f"convert {src.name}")
     with h5py.File(partial, "r+") as f:
-        done = int(f.attrs["done"])
-        failed = json.loads(f.attrs["failed"])
-        stop = len(files) if limit is None else min(len(files), done + int(limit))
-        bar = tqdm(total=len(files), initial=done, desc=f"convert {src.name}", unit="mesh", disable=not progress)
-        while done < stop:
-            end = min(done + int(chunk), stop)
-            block = np.zeros((end - done, num_points, 3), dtype=np.float32)
-            lab = np.asarray(f["label"][done:end])
-            for k, i in enumerate(range(done, end)):
-                try:
-                    block[k] = read_points(files[i], num_points=num_points, seed=int(seed) + i)
-                except CanocapsInputError as e:
-                    if not skip_errors:
-                        raise
-                    print(f"canocaps: skipping {files[i]}: {e}", file=sys.stderr)
-                    failed.append(ids[i])
-                    lab[k] = -1
-                bar.update(1)
-            f["data"][done:end] = block
-            f["label"][done:end] = lab
-            done = end
-            f.attrs["failed"] = json.dumps(failed)
-            f.attrs["done"] = done  # recorded only after the chunk's data: a crash redoes at most one chunk
-            f.flush()
-        bar.close()
+        lab = np.asarray(f["label"][:done])
+        f.attrs["failed"] = json.dumps([ids[i] for i in np.flatnonzero(lab == -1)])
     if done < len(files):
         return partial
     check_outputs(force, dst)

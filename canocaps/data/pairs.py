@@ -20,7 +20,12 @@ Transforms (same units as the points):
   re-filled to N points by resampling the kept ones (uniformly, with replacement) and the
   order is shuffled, so the shape stays ``(B, N, 3)``;
 * noise (``noise_std = s > 0``): i.i.d. Gaussian ``N(0, s^2)`` per coordinate, added after
-  the transform (sensor noise), independently per view.
+  the transform (sensor noise), independently per view;
+* outliers (``outlier_ratio = o > 0``): per view, ``round(o N)`` random points are replaced by
+  points uniform in the cloud's bounding ball (centroid, largest distance to it);
+* ``crop_prob``, ``noise_prob``, ``outlier_prob`` (default 1): each degradation happens to
+  each view of each shape independently with this probability, so a training batch mixes
+  clean and degraded views (what scans do; see ``canocaps/train/configs``).
 
 Everything runs on the points' device in their dtype (transforms drawn in float64). With a
 ``torch.Generator`` the draws happen on the generator's device (a CPU generator can drive
@@ -38,7 +43,8 @@ from canocaps.errors import CanocapsInputError
 from canocaps.geometry import (apply_transform, axis_angle_to_matrix, compose_transforms, invert_transform,
                                 make_transform, random_rotation)
 
-__all__ = ["PairBatch", "SE3PairSampler", "sample_rotations", "haar_angle_cdf", "crop_and_refill", "add_noise"]
+__all__ = ["PairBatch", "SE3PairSampler", "sample_rotations", "haar_angle_cdf", "crop_and_refill", "add_noise",
+           "add_outliers"]
 
 
 class PairBatch(NamedTuple):
@@ -133,6 +139,41 @@ def add_noise(points: Tensor, std: float, generator: torch.Generator | None = No
     return points + (std * noise).to(device=points.device, dtype=points.dtype)
 
 
+def add_outliers(points: Tensor, ratio: float, generator: torch.Generator | None = None) -> Tensor:
+    """Replace ``round(ratio * N)`` random points of each cloud ``(B, N, 3)`` by uniform points in its bounding ball.
+
+    The ball: centre the centroid, radius the largest distance to it. Same shape, device, dtype.
+    """
+    B, N, _ = points.shape
+    count = min(int(round(ratio * N)), N)
+    if count == 0:
+        return points
+    draw = generator.device if generator is not None else points.device
+    x = points.to(torch.float64)
+    c = x.mean(dim=1, keepdim=True)
+    radius = (x - c).norm(dim=-1).amax(dim=1).to(draw)  # (B,)
+    direction = torch.randn(B, count, 3, dtype=torch.float64, device=draw, generator=generator)
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    r = radius[:, None] * torch.rand(B, count, dtype=torch.float64, device=draw, generator=generator).pow(1.0 / 3.0)
+    fake = (direction * r[..., None]).to(points.device) + c
+    which = torch.rand(B, N, device=draw, generator=generator).argsort(dim=1)[:, :count].to(points.device)
+    out = x.clone()
+    out.scatter_(1, which[..., None].expand(-1, -1, 3), fake)
+    return out.to(points.dtype)
+
+
+def _where(mask: Tensor | None, changed: Tensor, original: Tensor) -> Tensor:
+    return changed if mask is None else torch.where(mask, changed, original)
+
+
+def _per_shape(prob: float, B: int, device: torch.device, generator: torch.Generator | None) -> Tensor | None:
+    """``(B, 1, 1)`` bool mask, True with probability ``prob`` (None when ``prob >= 1``: always)."""
+    if prob >= 1.0:
+        return None
+    draw = generator.device if generator is not None else device
+    return (torch.rand(B, device=draw, generator=generator) < prob).to(device)[:, None, None]
+
+
 class SE3PairSampler:
     """Random rigid pairs of point-cloud batches (see the module docstring).
 
@@ -142,10 +183,14 @@ class SE3PairSampler:
         noise_std: Gaussian noise std per coordinate (units of the points), >= 0.
         crop_ratio: fraction of points cut away per view by a random plane, in ``[0, 1)``.
         angle_distribution: ``"haar"`` (default) or ``"uniform"`` (angle uniform in ``[0, max]``).
+        outlier_ratio: fraction of points per view replaced by uniform outliers, in ``[0, 1)``.
+        crop_prob, noise_prob, outlier_prob: probability in ``[0, 1]`` that a view gets
+            that degradation (independently per view and shape; default 1 = always).
     """
 
     def __init__(self, max_angle_deg: float = 180.0, max_translation: float = 0.2, noise_std: float = 0.0,
-                 crop_ratio: float = 0.0, angle_distribution: str = "haar") -> None:
+                 crop_ratio: float = 0.0, angle_distribution: str = "haar", outlier_ratio: float = 0.0,
+                 crop_prob: float = 1.0, noise_prob: float = 1.0, outlier_prob: float = 1.0) -> None:
         if not 0.0 <= float(max_angle_deg) <= 180.0:
             raise CanocapsInputError(f"max_angle_deg must be in [0, 180], got {max_angle_deg}")
         if not (float(max_translation) >= 0.0 and math.isfinite(max_translation)):
@@ -156,6 +201,13 @@ class SE3PairSampler:
             raise CanocapsInputError(f"crop_ratio must be in [0, 1), got {crop_ratio}")
         if angle_distribution not in ("haar", "uniform"):
             raise CanocapsInputError(f"angle_distribution must be 'haar' or 'uniform', got {angle_distribution!r}")
+        if not 0.0 <= float(outlier_ratio) < 1.0:
+            raise CanocapsInputError(f"outlier_ratio must be in [0, 1), got {outlier_ratio}")
+        for name, prob in (("crop_prob", crop_prob), ("noise_prob", noise_prob), ("outlier_prob", outlier_prob)):
+            if not 0.0 <= float(prob) <= 1.0:
+                raise CanocapsInputError(f"{name} must be in [0, 1], got {prob}")
+        self.outlier_ratio = float(outlier_ratio)
+        self.crop_prob, self.noise_prob, self.outlier_prob = float(crop_prob), float(noise_prob), float(outlier_prob)
         self.max_angle_deg = float(max_angle_deg)
         self.max_translation = float(max_translation)
         self.noise_std = float(noise_std)
@@ -164,7 +216,9 @@ class SE3PairSampler:
 
     def __repr__(self) -> str:
         return (f"SE3PairSampler(max_angle_deg={self.max_angle_deg}, max_translation={self.max_translation}, "
-                f"noise_std={self.noise_std}, crop_ratio={self.crop_ratio}, angle_distribution={self.angle_distribution!r})")
+                f"noise_std={self.noise_std}, crop_ratio={self.crop_ratio}, angle_distribution={self.angle_distribution!r}, "
+                f"outlier_ratio={self.outlier_ratio}, crop_prob={self.crop_prob}, noise_prob={self.noise_prob}, "
+                f"outlier_prob={self.outlier_prob})")
 
     def sample_transform(self, B: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                          generator: torch.Generator | None = None) -> Tensor:
@@ -194,10 +248,12 @@ class SE3PairSampler:
         views = []
         for T, pts in ((T1, points_a), (T2, points_b)):
             if self.crop_ratio > 0:
-                pts = crop_and_refill(pts, self.crop_ratio, generator)
+                pts = _where(_per_shape(self.crop_prob, B, dev, generator), crop_and_refill(pts, self.crop_ratio, generator), pts)
+            if self.outlier_ratio > 0:
+                pts = _where(_per_shape(self.outlier_prob, B, dev, generator), add_outliers(pts, self.outlier_ratio, generator), pts)
             v = apply_transform(T, pts.to(torch.float64)).to(dtype)
             if self.noise_std > 0:
-                v = add_noise(v, self.noise_std, generator)
+                v = _where(_per_shape(self.noise_prob, B, dev, generator), add_noise(v, self.noise_std, generator), v)
             views.append(v)
         tdtype = dtype if dtype.is_floating_point and dtype != torch.float16 and dtype != torch.bfloat16 else torch.float32
         return PairBatch(views[0], views[1], T1.to(tdtype), T2.to(tdtype), T12.to(tdtype))

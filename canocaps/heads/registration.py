@@ -12,12 +12,16 @@ and ``descriptors (B, K, C)`` enable the capsule hypothesis):
    ``T_ab = T_b^-1 T_a`` maps A onto B ("canonical" hypothesis).
 3. Canonical frames of (near-)symmetric shapes are ambiguous, so also try
    ``T_b^-1 F T_a`` for the 180-degree turns ``F`` about the canonical axes
-   ("flip_x", "flip_y", "flip_z"), and the capsule hypothesis: capsules of A matched to
+   ("flip_x", "flip_y", "flip_z"), optionally the 20 other rotations of the cube that
+   exchange the canonical axes ("swaps": frames read from moments swap axes where two
+   variances are close), and the capsule hypothesis: capsules of A matched to
    capsules of B by descriptor distance (Hungarian), then weighted Procrustes on the
    matched keypoints ("capsules").
-4. Screen each hypothesis with a short ICP (Open3D; point-to-plane by default), refine
-   the best two fully, and keep the one with the highest fitness (ties within 1e-3:
-   lowest inlier RMSE).
+4. Score every hypothesis cheaply (inlier fraction of a few hundred points of A within
+   ``screen_factor`` times the inlier distance of B, one k-d tree), run a short ICP
+   (Open3D; point-to-plane by default) on the ``screen_top`` best, refine the
+   ``refine_top`` best of those fully, and keep the one with the highest fitness (ties
+   within 1e-3: lowest inlier RMSE).
 
 Evaluation helpers (RRE/RTE/RMSE against ground truth, recall, the benchmark loop over
 the bundled test pairs) live here too.
@@ -40,6 +44,7 @@ from canocaps.io import as_points, subsample, unit_sphere
 __all__ = [
     "HYPOTHESES",
     "FLIPS",
+    "SWAPS",
     "DEFAULT_DISTANCE_FACTOR",
     "CanonicalFrame",
     "hypothesis_transforms",
@@ -48,14 +53,18 @@ __all__ = [
     "registration_errors",
     "summarize_registration",
     "RegistrationPair",
+    "CONDITIONS",
+    "degrade",
     "make_test_pairs",
     "benchmark_registration",
     "METHODS",
     "registration_methods",
 ]
 
-#: Hypothesis families :func:`register` knows ("flips" expands to flip_x, flip_y, flip_z).
-HYPOTHESES = ("canonical", "flips", "capsules")
+#: Hypothesis families :func:`register` knows ("flips" expands to flip_x, flip_y, flip_z;
+#: "swaps" to the 20 axis-exchanging rotations of the cube, swap_0 ... swap_19;
+#: "capsule_triplets" to one rigid fit per consistent triplet of matched capsules).
+HYPOTHESES = ("canonical", "flips", "swaps", "capsules", "capsule_triplets")
 
 #: 180-degree rotations about the canonical x, y, z axes.
 FLIPS: dict[str, np.ndarray] = {
@@ -63,6 +72,26 @@ FLIPS: dict[str, np.ndarray] = {
     "flip_y": np.diag([-1.0, 1.0, -1.0]),
     "flip_z": np.diag([-1.0, -1.0, 1.0]),
 }
+
+
+
+def _cube_rotations() -> dict[str, np.ndarray]:
+    """The 20 proper rotations of the cube that are not diagonal (they permute the axes)."""
+    import itertools
+
+    out: dict[str, np.ndarray] = {}
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            M = np.zeros((3, 3))
+            for row, (col, sg) in enumerate(zip(perm, signs)):
+                M[row, col] = sg
+            if perm != (0, 1, 2) and np.linalg.det(M) > 0:
+                out[f"swap_{len(out)}"] = M
+    return out
+
+
+#: 90/120/180-degree rotations exchanging the canonical axes (the "swaps" family).
+SWAPS: dict[str, np.ndarray] = _cube_rotations()
 
 #: Default inlier distance = this factor times the radius of B (0.05 for unit-sphere shapes).
 DEFAULT_DISTANCE_FACTOR = 0.05
@@ -104,6 +133,52 @@ def _match_capsules(fa: CanonicalFrame, fb: CanonicalFrame) -> np.ndarray | None
     return _procrustes(fa.keypoints[rows], fb.keypoints[cols])
 
 
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Batched least-squares rigid fits: src, dst ``(T, m, 3)`` -> ``(T, 4, 4)`` with ``dst ~= R src + t``."""
+    cs, cd = src.mean(axis=1, keepdims=True), dst.mean(axis=1, keepdims=True)
+    H = np.swapaxes(src - cs, 1, 2) @ (dst - cd)  # (T, 3, 3)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.swapaxes(Vt, 1, 2) @ np.swapaxes(U, 1, 2)))
+    D = np.tile(np.eye(3), (len(src), 1, 1))
+    D[:, 2, 2] = d
+    R = np.swapaxes(Vt, 1, 2) @ D @ np.swapaxes(U, 1, 2)
+    T = np.tile(np.eye(4), (len(src), 1, 1))
+    T[:, :3, :3] = R
+    T[:, :3, 3] = cd[:, 0] - (R @ cs[:, 0, :, None])[..., 0]
+    return T
+
+
+def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float = 0.15,
+                      min_side: float = 0.1) -> list[np.ndarray]:
+    """Rigid fits on triplets of descriptor-matched capsules whose triangles agree (robust to missing parts).
+
+    Capsules are matched by descriptor distance (Hungarian). A triplet counts when its three
+    keypoint distances agree between A and B within ``tolerance`` (in units of the clouds,
+    normalised: unit sphere) and its smallest side is at least ``min_side`` (a triangle, not
+    a point). With part of a cloud cut away, the capsules on the intact parts keep their
+    keypoints and descriptors, so some triplets stay right where the all-capsule fit fails.
+    """
+    if fa.keypoints is None or fb.keypoints is None or fa.descriptors is None or fb.descriptors is None:
+        return []
+    import itertools
+
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    rows, cols = linear_sum_assignment(cdist(fa.descriptors, fb.descriptors))
+    ka, kb = fa.keypoints[rows], fb.keypoints[cols]
+    trip = np.array(list(itertools.combinations(range(len(rows)), 3)), dtype=np.int64).reshape(-1, 3)
+    if len(trip) == 0:
+        return []
+    pa, pb = ka[trip], kb[trip]  # (T, 3, 3)
+    sides = lambda p: np.linalg.norm(p[:, [0, 1, 2]] - p[:, [1, 2, 0]], axis=-1)  # noqa: E731
+    sa, sb = sides(pa), sides(pb)
+    ok = (np.abs(sa - sb).max(axis=1) < tolerance) & (np.minimum(sa.min(axis=1), sb.min(axis=1)) > min_side)
+    if not ok.any():
+        return []
+    return list(_kabsch(pa[ok], pb[ok]))
+
+
 def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
                           which: Iterable[str] = HYPOTHESES) -> list[tuple[str, np.ndarray]]:
     """Candidate ``(4, 4)`` transforms mapping A onto B (frames in the same units, e.g. the inputs').
@@ -115,9 +190,10 @@ def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
     for name in which:
         if name == "canonical":
             out.append(("canonical", Tb_inv @ fa.transform))
-        elif name == "flips" or name in FLIPS:
-            for fname, F in FLIPS.items():
-                if name in ("flips", fname):
+        elif name in ("flips", "swaps") or name in FLIPS or name in SWAPS:
+            family = FLIPS if name == "flips" or name in FLIPS else SWAPS
+            for fname, F in family.items():
+                if name in ("flips", "swaps", fname):
                     F4 = np.eye(4)
                     F4[:3, :3] = F
                     out.append((fname, Tb_inv @ F4 @ fa.transform))
@@ -125,9 +201,11 @@ def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
             T = _match_capsules(fa, fb)
             if T is not None:
                 out.append(("capsules", T))
+        elif name == "capsule_triplets":
+            out += [(f"capsule_triplet_{i}", T) for i, T in enumerate(_capsule_triplets(fa, fb))]
         else:
             raise CanocapsInputError(f"unknown registration hypothesis {name!r} (choose from "
-                                     f"{', '.join(HYPOTHESES + tuple(FLIPS))})")
+                                     f"{', '.join(HYPOTHESES + tuple(FLIPS))}, swap_0 ... swap_19)")
     return out
 
 
@@ -135,7 +213,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              max_correspondence_distance: float | None = None, icp_method: str = "point_to_plane",
              hypotheses: Iterable[str] = HYPOTHESES, num_points: int | None = None,
              max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
-             refine_top: int = 2, seed: int = 0,
+             screen_top: int = 4, screen_factor: float = 3.0, screen_points: int = 256, refine_top: int = 2,
+             seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
     """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
 
@@ -154,8 +233,12 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         num_points: points fed to the network (default: the model's training N, else 1024).
         max_icp_points: clouds are subsampled to at most this many points for ICP/scoring.
         icp_iterations: ICP iterations per stage for the final refinement.
-        screen_iterations: ICP iterations per stage when screening every hypothesis; the
-            ``refine_top`` best (fitness, then RMSE) are then refined fully.
+        screen_top: hypotheses kept after the cheap k-d tree score for the short ICP.
+        screen_factor: the cheap score counts points of A within this factor times the
+            inlier distance (a wider net: a hypothesis a few degrees off still scores).
+        screen_points: points of A used by the cheap score.
+        screen_iterations: ICP iterations per stage when screening the ``screen_top``
+            hypotheses; the ``refine_top`` best (fitness, then RMSE) are then refined fully.
         seed: seed of the subsampling.
         device: device for the default model (ignored when ``model`` is given).
         names: how error messages call ``a`` and ``b`` (paths name themselves).
@@ -198,7 +281,11 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     if refine and icp_method == "point_to_plane":
         _icp.estimate_normals(tgt)
 
-    # Screen every hypothesis with a short ICP, then fully refine the most promising ones.
+    # Cheap score of every hypothesis, a short ICP on the best few, a full ICP on the best of those.
+    if refine and len(candidates) > max(1, screen_top):
+        ranks = _cheap_scores(subsample(pa, screen_points, seed + 4), np.asarray(tgt.points),
+                              [T for _, T in candidates], screen_factor * dist)
+        candidates = [candidates[i] for i in ranks[:max(1, screen_top)]]
     scored: list[tuple[str, _icp.IcpOutcome]] = []
     for name, T0 in candidates:
         out = (_icp.icp(src, tgt, T0, dist, icp_method, screen_iterations) if refine
@@ -225,11 +312,33 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
 
 
 def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
-    """:func:`register` with the PCA canonicaliser (canonical + flip hypotheses)."""
+    """:func:`register` with the PCA canonicaliser.
+
+    Hypotheses: the PCA frame, its three flips and the 20 axis swaps: the same frame
+    family and the same screening and ICP as canocaps' own frame, so a comparison of the
+    two measures the frames, not the machinery around them.
+    """
     from canocaps.heads.baselines import PCACanonicalizer
 
-    kwargs.setdefault("hypotheses", ("canonical", "flips"))
+    kwargs.setdefault("hypotheses", ("canonical", "flips", "swaps"))
     return register(a, b, model=PCACanonicalizer(), **kwargs)
+
+
+def _cheap_scores(src: np.ndarray, tgt: np.ndarray, transforms: Sequence[np.ndarray], dist: float) -> list[int]:
+    """Indices of ``transforms`` ranked best first by inlier fraction of ``src`` moved onto ``tgt``.
+
+    src ``(n, 3)``, tgt ``(m, 3)``, transforms ``(4, 4)`` each; an inlier lies within ``dist``
+    of a target point (one k-d tree for all). Ties: lower mean inlier distance first.
+    """
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(tgt)
+    keys = []
+    for T in transforms:
+        d, _ = tree.query(src @ T[:3, :3].T + T[:3, 3], distance_upper_bound=dist)
+        inl = np.isfinite(d)
+        keys.append((-float(inl.mean()), float(d[inl].mean()) if inl.any() else np.inf))
+    return sorted(range(len(transforms)), key=lambda i: keys[i])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -289,30 +398,76 @@ class RegistrationPair:
     T_gt: np.ndarray
 
 
+#: Degradations :func:`make_test_pairs` applies to each sample of a pair (independently).
+CONDITIONS = {
+    "clean": {},
+    "noisy": {"noise_std": 0.01, "outlier_ratio": 0.05},
+    "partial": {"keep_ratio": 0.7},
+    "sparse": {"num_points": 512},
+}
+
+
+def degrade(points: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0, outlier_ratio: float = 0.0,
+            keep_ratio: float = 1.0) -> np.ndarray:
+    """One scan-like degradation of a unit-sphere cloud ``(N, 3)`` -> ``(N', 3)`` float32.
+
+    ``keep_ratio < 1``: keep the points on one side of a random plane (a half-space crop
+    keeping that fraction of the points); ``outlier_ratio``: that fraction of points
+    replaced by points uniform in the bounding ball; ``noise_std``: Gaussian noise per
+    coordinate (units of the cloud).
+    """
+    x = np.asarray(points, dtype=np.float64)
+    if keep_ratio < 1.0:
+        normal = rng.normal(size=3)
+        normal /= np.linalg.norm(normal)
+        order = np.argsort(x @ normal)
+        x = x[order[:max(1, int(round(keep_ratio * len(x))))]]
+    if outlier_ratio > 0:
+        c = x.mean(axis=0)
+        radius = np.linalg.norm(x - c, axis=1).max()
+        k = int(round(outlier_ratio * len(x)))
+        d = rng.normal(size=(k, 3))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        x = x.copy()
+        x[rng.choice(len(x), k, replace=False)] = c + d * radius * rng.random((k, 1)) ** (1 / 3)
+    if noise_std > 0:
+        x = x + rng.normal(scale=noise_std, size=x.shape)
+    return rng.permutation(x).astype(np.float32)
+
+
 def make_test_pairs(data: str = "procedural", split: str = "test", num_points: int = 1024,
-                    limit: int | None = None, **dataset_kwargs: Any) -> list[RegistrationPair]:
+                    limit: int | None = None, condition: str = "clean", seed: int = 0,
+                    **dataset_kwargs: Any) -> list[RegistrationPair]:
     """Registration pairs from a dataset's ``split`` and the fixed test transforms.
 
-    Shape i gives two independent surface samples (``resample_views=True``); A is the
-    first moved by the view-1 test transform ``T1[i]``, B the second moved by ``T2[i]``
-    (indices modulo the number of transforms), so ``T_gt = T2[i] T1[i]^-1``. ``data``:
-    see :func:`canocaps.data.open_dataset`; ``limit`` shapes are spread evenly
-    over the split; ``dataset_kwargs`` go to the dataset (e.g. ``per_class``).
+    Shape i gives two independent surface samples (``resample_views=True``); each is
+    degraded independently as ``condition`` says (:data:`CONDITIONS`: "clean";
+    "noisy": noise 0.01 + 5 % outliers; "partial": a 70 % half-space crop; "sparse":
+    512 points), with a generator seeded by ``(seed, i)``; A is the first moved by the
+    view-1 test transform ``T1[i]``, B the second moved by ``T2[i]`` (indices modulo the
+    number of transforms), so ``T_gt = T2[i] T1[i]^-1``. ``data``: see
+    :func:`canocaps.data.open_dataset`; ``limit`` shapes are spread evenly over
+    the split; ``dataset_kwargs`` go to the dataset (e.g. ``per_class``).
     """
     from canocaps.data import open_dataset, pick
     from canocaps.heads._data import test_transforms
 
-    ds = open_dataset(data, split, num_points, resample_views=True, **dataset_kwargs)
+    if condition not in CONDITIONS:
+        raise CanocapsInputError(f"unknown condition {condition!r} (choose from {', '.join(CONDITIONS)})")
+    opts = dict(CONDITIONS[condition])
+    n = int(opts.pop("num_points", num_points))
+    ds = open_dataset(data, split, n, resample_views=True, **dataset_kwargs)
     T1, T2 = test_transforms()
     pairs = []
     for i in (int(j) for j in pick(len(ds), limit)):
         item = ds[i]
-        pa = _to_numpy(item["points"])
-        pb = _to_numpy(item["points_b"])
+        rng = np.random.default_rng([seed, i])
+        pa = degrade(_to_numpy(item["points"]), rng, **opts)
+        pb = degrade(_to_numpy(item["points_b"]), rng, **opts)
         Ta, Tb = T1[i % len(T1)], T2[i % len(T2)]
         a = pa @ Ta[:3, :3].T + Ta[:3, 3]
         b = pb @ Tb[:3, :3].T + Tb[:3, 3]
-        pairs.append(RegistrationPair(f"{data}/{split}/{item.get('index', i)}", a.astype(np.float32),
+        pairs.append(RegistrationPair(f"{data}/{split}/{condition}/{item.get('index', i)}", a.astype(np.float32),
                                       b.astype(np.float32), Tb @ np.linalg.inv(Ta)))
     if not pairs:
         raise CanocapsInputError(f"dataset {data!r} split {split!r} gave no pairs")
@@ -363,7 +518,9 @@ def benchmark_registration(methods: dict[str, Callable[[np.ndarray, np.ndarray],
         for pair, mname in todo:
             res = methods[mname](pair.a, pair.b)
             rec: dict[str, Any] = {"method": mname, "pair": pair.name, "time_s": res.time_s,
-                                   "fitness": res.fitness, "hypothesis": res.hypothesis,
+                                   "fitness": res.fitness, "inlier_rmse": res.inlier_rmse,
+                                   "max_correspondence_distance": res.max_correspondence_distance,
+                                   "hypothesis": res.hypothesis,
                                    **registration_errors(res.transformation, pair.T_gt, pair.a)}
             done[(mname, pair.name)] = rec
             if fh is not None:

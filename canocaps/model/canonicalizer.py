@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-import torch
 from torch import Tensor, nn
 
 from canocaps.model.config import CapsulesConfig

@@ -24,7 +24,8 @@ __all__ = ["CapsulesConfig", "LossWeights"]
 
 @dataclass
 class LossWeights:
-    """Weights of the six training losses (official defaults)."""
+    """Weights of the training losses: the paper's six (official defaults) and two for the
+    moment frame (``frame_stability``, ``frame_conditioning``; 0 = off, the paper)."""
 
     reconstruction: float = 1.0
     localization: float = 1.0
@@ -32,6 +33,8 @@ class LossWeights:
     equivariance: float = 5.0
     invariance: float = 1.0
     canonical: float = 1.0
+    frame_stability: float = 0.0
+    frame_conditioning: float = 0.0
 
 
 @dataclass
@@ -56,6 +59,14 @@ class CapsulesConfig:
         center_input: subtract the point mean before encoding (makes keypoints exactly
             translation equivariant; the points themselves are pooled uncentred).
         eps: numerical floor of ACN standard deviations.
+        encoder: ``"acn"`` (the paper's attentive context normalisation on coordinates;
+            equivariance is learned) or ``"invariant"`` (rotation-invariant geometry per
+            point, :class:`canocaps.model.invariant_encoder.InvariantEncoder`: attention
+            and descriptors exactly invariant, keypoints exactly equivariant).
+        frame: ``"procrustes"`` (the paper: descriptors -> canonical keypoints ->
+            weighted Procrustes) or ``"moments"`` (learned weighted second/third moments
+            of the points, :mod:`canocaps.model.moment_frame`; starts as PCA).
+        local_k: neighbours of the invariant encoder's local geometry and edge layer.
         loss_weights: see :class:`LossWeights`.
     """
 
@@ -72,6 +83,9 @@ class CapsulesConfig:
     decoder_bottleneck: int = 1280
     center_input: bool = True
     eps: float = 1e-3
+    encoder: str = "acn"
+    frame: str = "procrustes"
+    local_k: int = 16
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -98,6 +112,12 @@ class CapsulesConfig:
         if self.procrustes_weights not in ("uniform", "mass"):
             raise CanocapsInputError(
                 f"model config: procrustes_weights must be 'uniform' or 'mass', got {self.procrustes_weights!r}")
+        if self.encoder not in ("acn", "invariant"):
+            raise CanocapsInputError(f"model config: encoder must be 'acn' or 'invariant', got {self.encoder!r}")
+        if self.frame not in ("procrustes", "moments"):
+            raise CanocapsInputError(f"model config: frame must be 'procrustes' or 'moments', got {self.frame!r}")
+        if int(self.local_k) < 2:
+            raise CanocapsInputError(f"model config: local_k must be >= 2, got {self.local_k}")
         if self.eps <= 0:
             raise CanocapsInputError("model config: eps must be > 0")
 

@@ -15,9 +15,13 @@ from torch import Tensor
 __all__ = [
     "reconstruction_loss", "localization_loss", "equilibrium_loss",
     "equivariance_loss", "invariance_loss", "canonical_loss", "LOSS_NAMES",
+    "MOMENT_LOSS_NAMES", "frame_stability_loss", "frame_conditioning_loss",
 ]
 
 LOSS_NAMES = ("reconstruction", "localization", "equilibrium", "equivariance", "invariance", "canonical")
+
+#: losses of the moment frame (:mod:`canocaps.model.moment_frame`), computed only for it
+MOMENT_LOSS_NAMES = ("frame_stability", "frame_conditioning")
 
 
 def reconstruction_loss(canonical_points: Tensor, decoded: Tensor) -> Tensor:
@@ -77,3 +81,52 @@ def canonical_loss(keypoints: Tensor, canonical_keypoints: Tensor, R: Tensor, t:
     """
     aligned = keypoints @ R.transpose(-1, -2) + t.unsqueeze(1)
     return (aligned - canonical_keypoints).pow(2).sum(-1).mean()
+
+
+def frame_stability_loss(pose_1, pose_2, points_1: Tensor, points_2: Tensor, R12: Tensor,
+                         max_angle: float = 1.0) -> Tensor:
+    """How far the moment frames of two views of one shape disagree, to first order (radians^2).
+
+    ``pose_i`` are :class:`~canocaps.model.moment_frame.MomentPose` of the views
+    ``points_i`` (B, N_i, 3); ``R12`` (B, 3, 3) maps view 1 onto view 2. The covariance
+    of view 2 brought into view 1's frame, ``M = R1 R12^T C2 R12 R1^T``, is diagonal when
+    the frames agree; its off-diagonal entries over the eigenvalue gaps of view 1 are the
+    small rotation angles between the frames (Davis-Kahan), ``theta_ij = M_ij / (l_i - l_j)``
+    (each clipped at ``max_angle``). A sign flip of an axis is caught by the third
+    moments: view 2's third moment along view 1's (sign-fixed) axes must be positive too
+    (hinge at 0.25 of a unit skew). Symmetrised over the two views, averaged over the batch.
+
+    Gradients reach the learned weights (through the covariances, eigenvalues and third
+    moments); the axes themselves are constants. Zero when the views agree exactly and
+    the skews are large.
+    """
+    return 0.5 * (_one_way_disagreement(pose_1, pose_2, points_2, R12, max_angle)
+                  + _one_way_disagreement(pose_2, pose_1, points_1, R12.transpose(-1, -2), max_angle))
+
+
+def _one_way_disagreement(ref, other, other_points: Tensor, R_ref_to_other: Tensor, max_angle: float) -> Tensor:
+    axes = ref.R  # (B, 3, 3) rows, sign-fixed, constant for autograd
+    M = axes @ R_ref_to_other.transpose(-1, -2) @ other.covariance @ R_ref_to_other @ axes.transpose(-1, -2)
+    lam = ref.eigenvalues
+    i, j = (0, 0, 1), (1, 2, 2)
+    gaps = (lam[:, i] - lam[:, j]).abs().clamp_min(1e-12)
+    theta = (M[:, i, j] / gaps).abs().clamp_max(max_angle)
+    moved_axes = axes @ R_ref_to_other.transpose(-1, -2)  # rows: ref axes expressed in the other view
+    xc = other_points - other.centroid[:, None]
+    m3 = (other.sign_weights.unsqueeze(-1) * (xc @ moved_axes.transpose(-1, -2)).pow(3)).sum(dim=1)  # (B, 3)
+    skew = m3 / lam.clamp_min(1e-12).pow(1.5)
+    sign = torch.relu(0.25 - skew[:, :2]).sum(-1)
+    return (theta.pow(2).sum(-1) + sign).mean()
+
+
+def frame_conditioning_loss(eigenvalues: Tensor, skew: Tensor, gap: float = 0.15, skew_margin: float = 0.5) -> Tensor:
+    """Hinges that keep the moment frame well defined: distinct eigenvalues, non-zero skew.
+
+    ``mean_b [ relu(gap - (l1 - l2)/l1) + relu(gap - (l2 - l3)/l1)
+    + relu(skew_margin - |s1|) + relu(skew_margin - |s2|) ]`` with eigenvalues
+    (B, 3) decreasing and normalised third moments ``skew`` (B, 3) (only the first
+    two axes' signs are read; the third axis is their cross product).
+    """
+    l1 = eigenvalues[:, 0].clamp_min(1e-12)
+    gaps = torch.stack([(eigenvalues[:, 0] - eigenvalues[:, 1]) / l1, (eigenvalues[:, 1] - eigenvalues[:, 2]) / l1], -1)
+    return (torch.relu(gap - gaps).sum(-1) + torch.relu(skew_margin - skew[:, :2].abs()).sum(-1)).mean()

@@ -52,7 +52,7 @@ def compute_losses(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor
     v1, v2 = _split(out, b)
     assert out.decoded is not None
     recon = reconstruction_fn or L.reconstruction_loss
-    return {
+    losses = {
         "reconstruction": recon(out.canonical_points, out.decoded),
         "localization": L.localization_loss(points, out.weights, out.keypoints),
         "equilibrium": L.equilibrium_loss(out.mass),
@@ -60,6 +60,12 @@ def compute_losses(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor
         "invariance": L.invariance_loss(v1["descriptors"], v2["descriptors"]),
         "canonical": L.canonical_loss(out.keypoints, out.canonical_keypoints, out.R, out.t),
     }
+    if out.moments is not None:  # the learned moment frame: how far the two views' frames disagree
+        mo = out.moments
+        v1m, v2m = type(mo)(*(x[:b] for x in mo)), type(mo)(*(x[b:] for x in mo))
+        losses["frame_stability"] = L.frame_stability_loss(v1m, v2m, points[:b], points[b:], R12)
+        losses["frame_conditioning"] = L.frame_conditioning_loss(mo.eigenvalues, mo.skew)
+    return losses
 
 
 @torch.no_grad()

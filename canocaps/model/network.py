@@ -4,6 +4,11 @@ points (B, N, 3) --Encoder--> features (B, N, C) --CapsulePooling--> attention (
 keypoints mu (B, K, 3), descriptors beta (B, K, C) --Canonicalizer--> canonical
 keypoints mu_bar, pose (R, t) with mu_bar ~= mu @ R^T + t --CapsuleDecoder--> decoded
 cloud (B, K * (num_points // K), 3) in the canonical frame.
+
+Two choices (``CapsulesConfig.encoder`` / ``.frame``): the paper's ACN encoder on
+coordinates or the rotation-invariant encoder; the paper's Procrustes frame or the
+learned moment frame (:mod:`canocaps.model.moment_frame`), in which case the canonical
+keypoints are the keypoints moved by the frame (``mu @ R^T + t``).
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from canocaps.model.checkpoint import read_weights, write_weights
 from canocaps.model.config import CapsulesConfig
 from canocaps.model.decoder import CapsuleDecoder
 from canocaps.model.encoder import Encoder
+from canocaps.model.invariant_encoder import InvariantEncoder
+from canocaps.model.moment_frame import MomentFrame
 from canocaps.model.results import CanonicalizeResult, CapsulesOutput, ReconstructResult
 
 __all__ = ["CanonicalCapsules", "save_model", "load_model"]
@@ -39,9 +46,10 @@ class CanonicalCapsules(nn.Module):
     def __init__(self, config: CapsulesConfig | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else CapsulesConfig()
-        self.encoder = Encoder(self.config)
-        self.capsules = CapsulePooling(self.config.feat_dim, self.config.num_capsules)
-        self.canonicalizer = Canonicalizer(self.config)
+        cfg = self.config
+        self.encoder: nn.Module = InvariantEncoder(cfg) if cfg.encoder == "invariant" else Encoder(cfg)
+        self.capsules = CapsulePooling(cfg.feat_dim, cfg.num_capsules)
+        self.canonicalizer: nn.Module = MomentFrame(cfg.feat_dim) if cfg.frame == "moments" else Canonicalizer(cfg)
         self.decoder = CapsuleDecoder(self.config)
 
     # ----------------------------------------------------------------- training
@@ -49,14 +57,21 @@ class CanonicalCapsules(nn.Module):
         """Differentiable pass on points (B, N, 3) in the model's dtype/device."""
         feats = self.encoder(points)
         pooled = self.capsules(points, feats)
-        pose = self.canonicalizer(pooled.descriptors, pooled.keypoints, pooled.mass)
-        canon_pts = points @ pose.R.transpose(-1, -2) + pose.t.unsqueeze(1)
-        decoded = self.decoder(pooled.descriptors, pose.canonical_keypoints) if decode else None
+        moments = None
+        if isinstance(self.canonicalizer, MomentFrame):
+            moments = self.canonicalizer(points, feats)
+            R, t = moments.R, moments.t
+            canon_kp = pooled.keypoints @ R.transpose(-1, -2) + t.unsqueeze(1)
+        else:
+            pose = self.canonicalizer(pooled.descriptors, pooled.keypoints, pooled.mass)
+            R, t, canon_kp = pose.R, pose.t, pose.canonical_keypoints
+        canon_pts = points @ R.transpose(-1, -2) + t.unsqueeze(1)
+        decoded = self.decoder(pooled.descriptors, canon_kp) if decode else None
         return CapsulesOutput(
             features=feats, attention=pooled.attention, mass=pooled.mass, weights=pooled.weights,
             keypoints=pooled.keypoints, descriptors=pooled.descriptors,
-            canonical_keypoints=pose.canonical_keypoints, R=pose.R, t=pose.t,
-            canonical_points=canon_pts, decoded=decoded)
+            canonical_keypoints=canon_kp, R=R, t=t,
+            canonical_points=canon_pts, decoded=decoded, moments=moments)
 
     # ---------------------------------------------------------------- inference
     @property

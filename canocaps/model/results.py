@@ -26,6 +26,8 @@ class CapsulesOutput:
         R: (B, 3, 3), t: (B, 3) input frame -> canonical frame (``x @ R^T + t``).
         canonical_points: (B, N, 3) the input in the canonical frame.
         decoded: (B, M, 3) reconstruction in the canonical frame (None if not decoded).
+        moments: the :class:`~canocaps.model.moment_frame.MomentPose` of a moment-frame
+            model (None for the Procrustes frame).
     """
 
     features: Tensor
@@ -39,6 +41,7 @@ class CapsulesOutput:
     t: Tensor
     canonical_points: Tensor
     decoded: Optional[Tensor] = None
+    moments: Optional[Any] = None
 
 
 def _transform(R: Any, t: Any) -> Any:

@@ -207,19 +207,29 @@ def _run_config_dict(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def build_datasets(data: Mapping[str, Any], splits: Sequence[str] = ("train_split", "val_split")) -> list[Any]:
     """Datasets for the requested ``data`` section splits (``None`` where a split is null).
 
+    ``data.name`` may be a list of dataset names: each split is then their concatenation
+    (e.g. ``[procedural, realmesh]``; labels are only meaningful within one source).
+
     ``data.options`` go to every split. The evaluation splits (all but ``train_split``)
     select their points with ``seed`` 0 unless the options set one, so every validation
     pass scores the same inputs and ``best.pt`` is chosen on a fixed set.
     """
+    from torch.utils.data import ConcatDataset
+
     from canocaps.data import build_dataset
 
+    names = data["name"] if isinstance(data["name"], (list, tuple)) else [data["name"]]
     out = []
     for key in splits:
         split = data.get(key)
         options = dict(data.get("options") or {})
         if key != "train_split":
             options.setdefault("seed", 0)
-        out.append(None if split is None else build_dataset(data["name"], split, int(data["num_points"]), **options))
+        if split is None:
+            out.append(None)
+            continue
+        parts = [build_dataset(name, split, int(data["num_points"]), **options) for name in names]
+        out.append(parts[0] if len(parts) == 1 else ConcatDataset(parts))
     return out
 
 

@@ -12,7 +12,6 @@ Sizes at the defaults (300/30/50 shapes per class, 2048 points, 14 classes): 52 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from canocaps._files import atomic_path
-from canocaps.data.base import ArrayDataset, check_split
+from canocaps.data.base import ArrayDataset, cache_root, check_split
 from canocaps.data.procedural.generator import CLASS_NAMES, generate_split
 from canocaps.errors import CanocapsInputError, OutputExistsError
 
@@ -34,8 +33,7 @@ DEFAULT_PER_CLASS = {"train": 300, "val": 30, "test": 50}
 
 def cache_dir() -> Path:
     """``$CANOCAPS_CACHE/procedural`` or ``~/.cache/canocaps/procedural``."""
-    root = os.environ.get("CANOCAPS_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "canocaps") / "procedural"
+    return cache_root() / "procedural"
 
 
 def cache_path(split: str, per_class: int, points_per_shape: int = 2048, seed: int = 0, root: str | Path | None = None) -> Path:

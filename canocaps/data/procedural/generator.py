@@ -18,7 +18,8 @@ import numpy as np
 from canocaps.data.procedural import furniture, objects, vehicles
 from canocaps.data.procedural.mesh import Mesh, concat, sample_surface
 
-__all__ = ["CLASS_BUILDERS", "CLASS_NAMES", "SPLIT_CODES", "shape_rng", "make_mesh", "sample_shape", "generate_split"]
+__all__ = ["CLASS_BUILDERS", "CLASS_NAMES", "SPLIT_CODES", "shape_rng", "make_mesh", "sample_shape",
+           "sample_shape_parts", "generate_split"]
 
 #: class name -> builder(rng) -> list of parts. Label = position in this (sorted) table.
 CLASS_BUILDERS: dict[str, Callable[[np.random.Generator], list[Mesh]]] = {
@@ -85,10 +86,19 @@ def _jitter_parts(parts: list[Mesh], rng: np.random.Generator, amount: float = 0
     return out
 
 
-def make_mesh(class_name: str, rng: np.random.Generator) -> Mesh:
-    """Build, deform and normalise one shape of ``class_name`` (canonical pose, unit sphere)."""
-    mesh = concat(_jitter_parts(CLASS_BUILDERS[class_name](rng), rng))
-    return normalize_mesh(Mesh(_deform(mesh.vertices, rng), mesh.faces))
+def make_mesh(class_name: str, rng: np.random.Generator,
+              return_parts: bool = False) -> Mesh | tuple[Mesh, np.ndarray]:
+    """Build, deform and normalise one shape of ``class_name`` (canonical pose, unit sphere).
+
+    With ``return_parts`` also the part of every face, ``(F,)`` int64: the index of the
+    builder's part (seat, leg, wing, ...) the face belongs to.
+    """
+    parts = CLASS_BUILDERS[class_name](rng)
+    mesh = concat(_jitter_parts(parts, rng))
+    mesh = normalize_mesh(Mesh(_deform(mesh.vertices, rng), mesh.faces))
+    if not return_parts:
+        return mesh
+    return mesh, np.repeat(np.arange(len(parts), dtype=np.int64), [len(p.faces) for p in parts])
 
 
 def sample_shape(class_name: str, seed: int = 0, split: str = "train", index: int = 0,
@@ -97,6 +107,15 @@ def sample_shape(class_name: str, seed: int = 0, split: str = "train", index: in
     rng = shape_rng(seed, split, class_name, index)
     mesh = make_mesh(class_name, rng)
     return sample_surface(mesh, num_points, rng).astype(np.float32)
+
+
+def sample_shape_parts(class_name: str, seed: int = 0, split: str = "train", index: int = 0,
+                       num_points: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sample_shape` (the very same points) and the part of every point ``(num_points,)`` int64."""
+    rng = shape_rng(seed, split, class_name, index)
+    mesh, face_part = make_mesh(class_name, rng, return_parts=True)
+    points, faces = sample_surface(mesh, num_points, rng, return_faces=True)
+    return points.astype(np.float32), face_part[faces]
 
 
 def generate_split(split: str, per_class: int, num_points: int = 2048, seed: int = 0,

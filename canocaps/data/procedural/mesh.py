@@ -221,11 +221,14 @@ def sweep(path, radii, segments: int = 10, caps: bool = True) -> Mesh:
     return Mesh(np.concatenate(verts, 0), np.concatenate(faces, 0).astype(np.int64))
 
 
-def sample_surface(mesh: Mesh, count: int, rng: np.random.Generator) -> np.ndarray:
+def sample_surface(mesh: Mesh, count: int, rng: np.random.Generator,
+                   return_faces: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``count`` points uniform on the surface (area-weighted face choice, uniform barycentrics), ``(count, 3)``.
 
     Vectorised: one ``searchsorted`` on the cumulative areas. Degenerate (zero-area)
     faces are never chosen. Matches :func:`sample_surface_naive` in distribution.
+    With ``return_faces`` also the face of every point, ``(count,)`` int64 (the same
+    draws: the points do not change).
     """
     areas = mesh.face_areas()
     cdf = np.cumsum(areas)
@@ -237,7 +240,8 @@ def sample_surface(mesh: Mesh, count: int, rng: np.random.Generator) -> np.ndarr
     u, v = rng.random(count), rng.random(count)
     flip = u + v > 1.0  # reflect into the triangle: uniform barycentric coordinates
     u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
-    return tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
+    points = tri[:, 0] + u[:, None] * (tri[:, 1] - tri[:, 0]) + v[:, None] * (tri[:, 2] - tri[:, 0])
+    return (points, face.astype(np.int64)) if return_faces else points
 
 
 def sample_surface_naive(mesh: Mesh, count: int, rng: np.random.Generator) -> np.ndarray:

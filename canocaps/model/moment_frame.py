@@ -1,0 +1,100 @@
+"""Canonical frame from learned, attention-weighted moments of the points.
+
+With invariant per-point weights ``w_n >= 0`` (learned from invariant features):
+
+    c    = sum_n w_n x_n / sum_n w_n                          weighted centroid (B, 3)
+    C    = sum_n w_n (x_n - c)(x_n - c)^T / sum_n w_n          weighted covariance (B, 3, 3)
+    e_j  = eigenvectors of C, by decreasing eigenvalue l_1 >= l_2 >= l_3
+    sign = sign of sum_n v_n ((x_n - c) . e_j)^3 for j = 1, 2   (v_n: second learned weights)
+    R    = [e_1; e_2; e_1 x e_2]  (rows; a proper rotation),  t = -R c
+
+so the canonical cloud is ``x @ R^T + t``. Because ``w`` and ``v`` are invariant, ``R`` is
+exactly equivariant (``x -> x Q^T`` gives ``R -> R Q^T``) wherever the eigenvalues are
+distinct and the third moments non-zero. With uniform weights it *is* the PCA frame
+(:func:`canocaps.geometry.pca_frame`); :class:`MomentFrame` starts there (its weight
+heads are initialised to constants) and training moves the weights to parts of the
+shape that make the frame well conditioned (large eigenvalue gaps, large third
+moments) and stable under resampling.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["MomentFrame", "MomentPose", "weighted_moment_frame"]
+
+_EPS = 1e-12
+
+
+class MomentPose(NamedTuple):
+    R: Tensor  # (B, 3, 3) rows e1, e2, e3
+    t: Tensor  # (B, 3)
+    centroid: Tensor  # (B, 3) weighted centroid
+    covariance: Tensor  # (B, 3, 3) weighted covariance
+    eigenvalues: Tensor  # (B, 3) decreasing
+    skew: Tensor  # (B, 3) third moment along e_j / l_j^1.5 (axes detached, before the sign fix)
+    weights: Tensor  # (B, N) normalised covariance weights (sum 1)
+    sign_weights: Tensor  # (B, N) normalised third-moment weights (sum 1)
+
+
+def weighted_moment_frame(points: Tensor, weights: Tensor | None = None,
+                          sign_weights: Tensor | None = None) -> MomentPose:
+    """Frame of ``points`` ``(B, N, 3)`` from weighted moments (module docstring).
+
+    Args:
+        weights: ``(B, N)`` non-negative (None: uniform -- the PCA frame).
+        sign_weights: ``(B, N)`` non-negative weights of the third moments (None: ``weights``).
+    Returns:
+        :class:`MomentPose`; gradients flow into the weights through the centroid,
+        the covariance and its eigenvalues and the third moments, not through the
+        axes (``R`` is a constant for autograd, ``t`` is not).
+    """
+    b, n, _ = points.shape
+    w = points.new_ones(b, n) if weights is None else weights
+    w = w / w.sum(dim=1, keepdim=True).clamp_min(_EPS)
+    v = w if sign_weights is None else sign_weights / sign_weights.sum(dim=1, keepdim=True).clamp_min(_EPS)
+    c = (w.unsqueeze(-1) * points).sum(dim=1)
+    xc = points - c[:, None]
+    cov = (w.unsqueeze(-1) * xc).transpose(1, 2) @ xc
+    evals, evecs = torch.linalg.eigh(cov)
+    lam = evals.flip(-1)
+    # The axes carry no gradient: eigenvector derivatives blow up where eigenvalues meet.
+    # The weights learn through the centroid, the eigenvalues and the third moments.
+    axes = evecs.flip(-1).transpose(1, 2).detach()  # rows e1, e2, e3
+    proj_fixed = xc @ axes.transpose(1, 2)
+    m3 = (v.unsqueeze(-1) * proj_fixed.pow(3)).sum(dim=1)  # (B, 3)
+    skew = m3 / lam.detach().clamp_min(_EPS).pow(1.5)
+    sign = torch.where(m3.detach() < 0, -torch.ones_like(m3), torch.ones_like(m3))
+    e1 = axes[:, 0] * sign[:, :1]
+    e2 = axes[:, 1] * sign[:, 1:2]
+    e3 = torch.linalg.cross(e1, e2, dim=-1)
+    R = torch.stack([e1, e2, e3], dim=1)
+    t = -(R @ c[..., None])[..., 0]
+    return MomentPose(R, t, c, cov, lam, skew, w, v)
+
+
+class MomentFrame(nn.Module):
+    """Two invariant weight heads on point features -> :func:`weighted_moment_frame`.
+
+    ``forward(points (B, N, 3), features (B, N, C)) -> MomentPose``. Weights are
+    ``softplus(linear(features))``, initialised to the constant 1 (zero linear weights),
+    so an untrained frame equals the PCA frame.
+    """
+
+    def __init__(self, feat_dim: int) -> None:
+        super().__init__()
+        self.heads = nn.Linear(feat_dim, 2)
+        nn.init.zeros_(self.heads.weight)
+        nn.init.constant_(self.heads.bias, float(torch.log(torch.expm1(torch.tensor(1.0)))))
+
+    def point_weights(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """``(w, v)``, each ``(B, N)`` positive: covariance and third-moment weights."""
+        wv = F.softplus(self.heads(features))
+        return wv[..., 0], wv[..., 1]
+
+    def forward(self, points: Tensor, features: Tensor) -> MomentPose:
+        w, v = self.point_weights(features)
+        return weighted_moment_frame(points, w, v)

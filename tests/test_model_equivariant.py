@@ -1,0 +1,164 @@
+"""Exactly equivariant capsules: invariant features, the moment frame, exactness end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from canocaps.geometry import pca_frame, random_rotation, rotation_error_deg
+from canocaps.model import CanonicalCapsules, CapsulesConfig
+from canocaps.model.invariants import NUM_INVARIANTS, point_invariants
+from canocaps.model.moment_frame import weighted_moment_frame
+
+
+def _clouds(b: int = 3, n: int = 256, seed: int = 0) -> torch.Tensor:
+    """Asymmetric test clouds: anisotropic Gaussians with a bump, float64."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, n, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.6, 0.3], dtype=torch.float64)
+    x[:, : n // 8] += torch.tensor([1.5, 0.5, 0.2], dtype=torch.float64)
+    return x
+
+
+def _mirror() -> torch.Tensor:
+    return torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+
+
+def test_point_invariants_are_invariant_to_rigid_motion_and_scale():
+    x = _clouds()
+    Q = random_rotation(3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    moved = 2.5 * x @ Q.transpose(1, 2) + torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    f, g = point_invariants(x, 16), point_invariants(moved, 16)
+    assert f.shape == (3, 256, NUM_INVARIANTS)
+    assert torch.isfinite(f).all()
+    torch.testing.assert_close(f, g, atol=1e-8, rtol=1e-6)
+    # a permutation of the points permutes the features
+    perm = torch.randperm(256, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(point_invariants(x[:, perm], 16), f[:, perm], atol=1e-8, rtol=1e-6)
+
+
+def test_point_invariants_keep_handedness():
+    x = _clouds()
+    f, m = point_invariants(x, 16), point_invariants(x @ _mirror(), 16)
+    pseudo = [5, 14]
+    even = [i for i in range(NUM_INVARIANTS) if i not in pseudo]
+    torch.testing.assert_close(f[..., even], m[..., even], atol=1e-8, rtol=1e-6)
+    torch.testing.assert_close(f[..., pseudo], -m[..., pseudo], atol=1e-8, rtol=1e-6)
+    assert f[..., pseudo].abs().mean() > 1e-2  # not trivially zero
+
+
+def test_uniform_moment_frame_is_the_pca_frame():
+    x = _clouds()
+    pose = weighted_moment_frame(x)
+    R, t = pca_frame(x)
+    torch.testing.assert_close(pose.R, R, atol=1e-9, rtol=0)
+    torch.testing.assert_close(pose.t, t, atol=1e-9, rtol=0)
+    assert (pose.eigenvalues[:, :-1] >= pose.eigenvalues[:, 1:]).all()
+
+
+def test_moment_frame_weights_receive_gradients():
+    x = _clouds().float()
+    w = torch.ones(3, 256, requires_grad=True)
+    pose = weighted_moment_frame(x, w)
+    (pose.t.sum() + pose.eigenvalues.sum() + pose.skew.abs().sum()).backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("frame", ["moments", "procrustes"])
+def test_invariant_model_is_exactly_equivariant(frame):
+    torch.manual_seed(0)
+    net = CanonicalCapsules(CapsulesConfig.preset("cpu", encoder="invariant", frame=frame, num_points=128)).double()
+    net.eval()
+    x = _clouds(4, 200)
+    Q = random_rotation(4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a = net(x)
+        b = net(x @ Q.transpose(1, 2) + torch.tensor([0.1, 0.2, -0.1], dtype=torch.float64))
+    torch.testing.assert_close(a.descriptors, b.descriptors, atol=1e-9, rtol=1e-7)
+    torch.testing.assert_close(b.keypoints, a.keypoints @ Q.transpose(1, 2) + torch.tensor([0.1, 0.2, -0.1],
+                                                                                          dtype=torch.float64),
+                               atol=1e-9, rtol=1e-7)
+    assert rotation_error_deg(b.R @ Q, a.R).max() < 0.05
+    assert (a.canonical_points - b.canonical_points).abs().max() < 1e-3
+    with torch.no_grad():
+        m = net(x @ _mirror())
+    assert (m.descriptors - a.descriptors).abs().max() > 1e-4  # a mirror image is a different shape
+
+
+def test_acn_model_is_not_exactly_equivariant():
+    """The paper's encoder sees coordinates: what the invariant encoder buys is exactness."""
+    torch.manual_seed(0)
+    net = CanonicalCapsules(CapsulesConfig.preset("cpu", num_points=128)).double().eval()
+    x = _clouds(4, 200)
+    Q = random_rotation(4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        a, b = net(x), net(x @ Q.transpose(1, 2))
+    assert rotation_error_deg(b.R @ Q, a.R).max() > 1.0
+
+
+def test_config_rejects_unknown_encoder_and_frame():
+    from canocaps.errors import CanocapsInputError
+
+    with pytest.raises(CanocapsInputError, match="encoder"):
+        CapsulesConfig(encoder="vn")
+    with pytest.raises(CanocapsInputError, match="frame"):
+        CapsulesConfig(frame="pca")
+
+
+def test_moment_losses_are_zero_for_identical_views_and_positive_otherwise():
+    from canocaps.model.losses import frame_conditioning_loss, frame_stability_loss
+
+    x = _clouds(2, 300)
+    Q = random_rotation(2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    x2 = x @ Q.transpose(1, 2)
+    p1, p2 = weighted_moment_frame(x), weighted_moment_frame(x2)
+    same = float(frame_stability_loss(p1, p2, x, x2, Q))
+    # identical views: no angle term, only the skew hinge of axes whose skew is below 0.25
+    hinge = float(torch.relu(0.25 - p1.skew[:, :2].abs()).sum(-1).mean())
+    assert same == pytest.approx(hinge, abs=1e-9)
+    y = _clouds(2, 300, seed=9) @ Q.transpose(1, 2)  # another sample: the frames differ a little
+    assert float(frame_stability_loss(p1, weighted_moment_frame(y), x, y, Q)) > same + 1e-6
+    flipped = x2 @ torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))  # a turned copy: a sign flip
+    assert float(frame_stability_loss(p1, weighted_moment_frame(flipped), x, flipped, Q)) > same + 0.1
+    iso = weighted_moment_frame(torch.randn(2, 4000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    assert float(frame_conditioning_loss(iso.eigenvalues, iso.skew)) > float(frame_conditioning_loss(p1.eigenvalues, p1.skew))
+
+
+def test_part_labels_come_with_the_very_same_points():
+    from canocaps.data.procedural.generator import sample_shape, sample_shape_parts
+
+    pts, parts = sample_shape_parts("chair", 0, "test", 2, 512)
+    assert np.array_equal(pts, sample_shape("chair", 0, "test", 2, 512))
+    assert parts.shape == (512,) and parts.min() == 0 and len(np.unique(parts)) >= 4
+
+
+def test_part_agreement_scores_an_oracle_above_a_random_assignment():
+    from canocaps.heads.parts import part_agreement
+
+    class Oracle:
+        """Assigns each point to its true part (through a lookup on the sampled points)."""
+
+        config = CapsulesConfig.preset("cpu", num_points=256)
+
+        def canonicalize(self, x):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(assignment=torch.as_tensor(self.labels[None]))
+
+    from canocaps.data.procedural import generator
+
+    oracle = Oracle()
+    original = generator.sample_shape_parts
+
+    def spy(*a, **kw):
+        pts, parts = original(*a, **kw)
+        oracle.labels = parts
+        return pts, parts
+
+    generator.sample_shape_parts = spy
+    try:
+        res = part_agreement(oracle, per_class=1, progress=False)
+    finally:
+        generator.sample_shape_parts = original
+    assert res["nmi"] == pytest.approx(1.0)
+    assert 0.0 < res["kmeans_nmi"] < 1.0
+    assert res["num_shapes"] == 14
