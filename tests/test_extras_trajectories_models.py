@@ -66,10 +66,10 @@ def test_group_gru_cell_matches_torch_gru_cell():
     ref = torch.nn.GRUCell(6, 4)
     cell = GroupGRUCell(1, 6, 4)
     with torch.no_grad():
-        cell.ih.weight[0] = ref.weight_ih.T
-        cell.ih.bias[0] = ref.bias_ih
-        cell.hh.weight[0] = ref.weight_hh.T
-        cell.hh.bias[0] = ref.bias_hh
+        cell.ih.weight[0] = ref.weight_ih  # GroupedLinear: weight (G, out, in), bias (G, out, 1)
+        cell.ih.bias[0, :, 0] = ref.bias_ih
+        cell.hh.weight[0] = ref.weight_hh
+        cell.hh.bias[0, :, 0] = ref.bias_hh
     x, h = torch.randn(3, 2, 6), torch.randn(3, 2, 4)
     torch.testing.assert_close(cell(x, h), ref(x.reshape(6, 6), h.reshape(6, 4)).reshape(3, 2, 4))
 

@@ -7,7 +7,7 @@ Point p of capsule k is
 
 with MLP_k = Linear(C + grid_dim, H) -> BN -> ReLU -> Linear(H, H/2) -> BN -> ReLU
 -> Linear(H/2, H/4) -> BN -> ReLU -> Linear(H/4, 3), H = decoder bottleneck (paper 1280).
-The K MLPs run together as batched matmuls with (K, in, out) weights; the first layer
+The K MLPs run together as batched matmuls (:class:`canocaps.nn.GroupedLinear`, (K, out, in) weights); the first layer
 is split into a descriptor part (computed once per capsule) plus a grid part.
 Output (B, K * P, 3), capsule-major (points k*P .. k*P+P-1 belong to capsule k).
 """
@@ -19,22 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from canocaps.model.config import CapsulesConfig
+from canocaps.nn import GroupedLinear
 
 __all__ = ["GroupedLinear", "CapsuleDecoder"]
-
-
-class GroupedLinear(nn.Module):
-    """K independent linear maps, channels first: (B, K, in, P) -> (B, K, out, P)."""
-
-    def __init__(self, groups: int, c_in: int, c_out: int, bias: bool = True) -> None:
-        super().__init__()
-        bound = 1.0 / math.sqrt(c_in)
-        self.weight = nn.Parameter(torch.empty(groups, c_out, c_in).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(groups, c_out, 1).uniform_(-bound, bound)) if bias else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = torch.matmul(self.weight, x)
-        return y + self.bias if self.bias is not None else y
 
 
 class _GroupedBN(nn.BatchNorm1d):

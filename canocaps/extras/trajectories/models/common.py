@@ -3,7 +3,8 @@
 Conventions: diagonal Gaussians parameterised by ``(mean, std)`` with ``std > 0``;
 the helpers return *elementwise* values (nats) so callers choose what to sum.
 "Grouped" layers hold ``G`` independent weight sets and map ``(B, G, in) -> (B, G, out)``;
-``G = 1`` shares one weight set across whatever group axis the input has.
+``G = 1`` shares one weight set across whatever group axis the input has
+(:class:`canocaps.nn.GroupedLinear`, weight ``(G, out, in)``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from canocaps.nn import GroupedLinear
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -43,31 +46,12 @@ def positive_std(raw: Tensor, min_std: float) -> Tensor:
     return F.softplus(raw) + min_std
 
 
-class GroupLinear(nn.Module):
-    """``G`` independent affine maps: ``(B, G', in) -> (B, G', out)`` with ``G' = G`` or ``G = 1`` (shared)."""
+def GroupLinear(groups: int, in_features: int, out_features: int) -> GroupedLinear:
+    """``G`` independent affine maps ``(B, G', in) -> (B, G', out)`` (``G' = G``, or ``G = 1`` shared).
 
-    def __init__(self, groups: int, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.groups, self.in_features, self.out_features = groups, in_features, out_features
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(groups, in_features, out_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(groups, out_features).uniform_(-bound, bound))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.groups == 1:  # shared: one plain matmul over every leading axis
-            return x @ self.weight[0] + self.bias[0]
-        # (B, G, in) -> (G, B, in) @ (G, in, out): one bmm with G batches
-        y = torch.baddbmm(self.bias[:, None, :], x.transpose(0, 1), self.weight)
-        return y.transpose(0, 1)
-
-    def forward_reference(self, x: Tensor) -> Tensor:
-        """Per-group loop (reference for tests)."""
-        outs = [x[:, g] @ self.weight[g if self.groups > 1 else 0] + self.bias[g if self.groups > 1 else 0]
-                for g in range(x.shape[1])]
-        return torch.stack(outs, 1)
-
-    def extra_repr(self) -> str:
-        return f"groups={self.groups}, in={self.in_features}, out={self.out_features}"
+    The package's one grouped linear layer (:class:`canocaps.nn.GroupedLinear`), channels last.
+    """
+    return GroupedLinear(groups, in_features, out_features, channels_first=False)
 
 
 class GroupMLP(nn.Module):
