@@ -4,10 +4,12 @@
     python tools/baseline_pca_classifier.py                    # the procedural set, defaults
     python tools/baseline_pca_classifier.py --json out.json --per-class-train 300 --per-class-test 50
 
-Each cloud (N = 1024 points, first N of the stored sample) is put in a **PCA frame**:
-centred, rotated onto its principal axes (largest variance first), each axis' sign
-fixed so that the third moment (skewness) along it is positive, and scaled so the
-farthest point has norm 1. This is the classic rotation "canonicalisation" without
+Each cloud (N = 1024 points, first N of the stored sample) is put in a **PCA frame**
+(the library's :func:`canocaps.geometry.pca_frame`): centred, rotated onto its principal
+axes (largest variance first), the first two axes signed so that the third moment
+(skewness) along them is positive, the third their cross product (a proper rotation),
+then scaled so the farthest point has norm 1. Test rotations come from
+:func:`canocaps.geometry.random_rotation` (uniform on SO(3), seeded). This is the classic rotation "canonicalisation" without
 learning. Two fixed-size features are fed to scikit-learn's ``LogisticRegression``
 (standardised, C=1, max_iter=2000):
 
@@ -27,6 +29,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +37,19 @@ from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
 
 
 def pca_frame(points: np.ndarray) -> np.ndarray:
-    """``(N, 3)`` -> the cloud in its PCA frame (axes by decreasing variance, skew-positive signs, unit radius)."""
-    p = points - points.mean(0)
-    _, vecs = np.linalg.eigh(p.T @ p)
-    q = p @ vecs[:, ::-1]
-    skew = (q ** 3).mean(0)
-    q = q * np.where(skew < 0, -1.0, 1.0)
+    """``(N, 3)`` -> the cloud in its PCA frame scaled to unit radius.
+
+    The frame is the library's (:func:`canocaps.geometry.pca_frame`: axes by decreasing
+    variance, the first two signed by positive skewness, the third their cross product, so
+    a proper rotation); the farthest point then has norm 1.
+    """
+    import torch
+
+    from canocaps.geometry import pca_frame as _pca
+
+    x = torch.as_tensor(points, dtype=torch.float64)
+    R, t = _pca(x)
+    q = (x @ R.T + t).numpy()
     return q / np.linalg.norm(q, axis=1).max()
 
 
@@ -55,13 +65,13 @@ def features(points: np.ndarray, kind: str, bins: int = 8, quantiles: int = 64) 
     return np.concatenate(out)
 
 
-def random_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n, 3, 3)`` rotations uniform on SO(3) (QR of Gaussian matrices with the sign fix)."""
-    q, r = np.linalg.qr(rng.normal(size=(n, 3, 3)))
-    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
-    det = np.linalg.det(q)
-    q[det < 0, :, 0] *= -1
-    return q
+def random_rotations(n: int, generator: Any) -> np.ndarray:
+    """``(n, 3, 3)`` float64 rotations uniform on SO(3) (:func:`canocaps.geometry.random_rotation`)."""
+    import torch
+
+    from canocaps.geometry import random_rotation
+
+    return random_rotation(n, dtype=torch.float64, generator=generator).numpy()
 
 
 def evaluate(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], kind: str) -> float:
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from canocaps._files import atomic_write_text
     from canocaps.data.procedural import ProceduralShapes
 
@@ -98,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         ds = ProceduralShapes(split, args.num_points, per_class=pc, sampling="first")
         pts = np.stack([ds[i]["points"].numpy() for i in range(len(ds))]).astype(np.float64)
         sets[split] = (pts, ds.labels.copy())
-    rng = np.random.default_rng(args.seed)
+    rng = torch.Generator().manual_seed(args.seed)
     rows = []
     for setting in ("given pose (no PCA)", "PCA frame", "random rotation + PCA frame"):
         tr, te = sets["train"], sets["test"]
