@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from canocaps.errors import CanocapsError, CanocapsInputError, CanocapsWeightsError, OutputExistsError
+from canocaps.errors import CanocapsError, CanocapsInputError, CanocapsWarning, CanocapsWeightsError, OutputExistsError
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "__version__",
     "CanocapsError",
     "CanocapsInputError",
+    "CanocapsWarning",
     "CanocapsWeightsError",
     "OutputExistsError",
     *_LAZY,

@@ -14,7 +14,9 @@ re-raises it with its traceback)
 Ctrl-C / SIGTERM (``PROG: interrupted``)               130
 ====================================================  ======
 
-Bad command-line flags are argparse's: its usage line and ``PROG: error: ...``, status 2
+Warnings of :class:`canocaps.errors.CanocapsWarning` (input that works but may give a poor
+answer, e.g. a flat cloud) print as one line, ``PROG: warning: MESSAGE``, and do not change
+the status. Bad command-line flags are argparse's: its usage line and ``PROG: error: ...``, status 2
 (``SystemExit`` passes through the guard). A closed stdout pipe (``canocaps register ... | head -1``) ends quietly with status 1.
 Standard library only: importing it costs nothing.
 """
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+import warnings
+from typing import Any, Callable
 
-from canocaps.errors import CanocapsError
+from canocaps.errors import CanocapsError, CanocapsWarning
 
 __all__ = ["guarded", "one_line", "EXIT_INPUT", "EXIT_FAILURE", "EXIT_INTERRUPTED"]
 
@@ -54,6 +57,21 @@ def guarded(prog: str, body: Callable[[], int | None], interrupted: str = "inter
     ``prog`` starts every message (``canocaps``, ``canocaps extras dni``, ``bench_ops``);
     ``interrupted`` is what Ctrl-C prints after ``PROG: ``.
     """
+    with warnings.catch_warnings():  # restores showwarning afterwards
+        previous = warnings.showwarning
+
+        def show(message: Any, category: type, filename: str, lineno: int, file: Any = None,
+                 line: Any = None) -> None:
+            if issubclass(category, CanocapsWarning):
+                print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        return _run(prog, body, interrupted)
+
+
+def _run(prog: str, body: Callable[[], int | None], interrupted: str) -> int:
     try:
         return int(body() or 0)
     except KeyboardInterrupt:

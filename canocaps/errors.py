@@ -24,3 +24,10 @@ class CanocapsWeightsError(CanocapsError):
 
 class OutputExistsError(CanocapsError, FileExistsError):
     """An output file exists and ``force`` was not given."""
+
+
+class CanocapsWarning(UserWarning):
+    """Input that works but may give a poor answer (e.g. a flat cloud: its pose may be flipped).
+
+    The message is a single line; the CLI prints it as ``canocaps: warning: MESSAGE``.
+    """

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from canocaps._files import atomic_path
-from canocaps.errors import CanocapsInputError
+from canocaps.errors import CanocapsInputError, CanocapsWarning
 
 __all__ = [
     "POINT_EXTENSIONS",
@@ -43,6 +43,9 @@ __all__ = [
     "as_points",
     "subsample",
     "unit_sphere",
+    "check_pose",
+    "POSE_TOLERANCE",
+    "COORDINATE_RANGE",
     "sample_mesh",
 ]
 
@@ -51,6 +54,14 @@ MESH_EXTENSIONS = (".obj", ".off", ".stl", ".ply")
 READ_EXTENSIONS = tuple(sorted(set(POINT_EXTENSIONS) | set(MESH_EXTENSIONS)))
 WRITE_EXTENSIONS = (".ply", ".pcd", ".xyz", ".pts", ".txt", ".npy", ".npz")
 DEFAULT_MESH_POINTS = 2048
+
+#: Relative size (to the largest) below which a spread of the cloud counts as zero:
+#: singular values of the centred, scaled cloud (float64). A collinear cloud is refused,
+#: a coplanar one warned about (:func:`check_pose`).
+POSE_TOLERANCE = 1e-6
+#: The radii (input units) the pose heads accept: distances are squared in float64
+#: downstream (k-d trees, ICP), so they must stay well inside float64's normal range.
+COORDINATE_RANGE = (1e-150, 1e150)
 
 _TEXT_EXTENSIONS = (".xyz", ".pts", ".txt")
 _HEADER_SCAN_LINES = 64
@@ -103,6 +114,8 @@ def _to_array(obj: Any, name: str, seed: int = 0, num_mesh_points: int = DEFAULT
         return np.asarray(obj)
     mod = type(obj).__module__ or ""
     if mod.startswith("torch") and hasattr(obj, "detach"):
+        if getattr(obj, "is_meta", False):
+            raise CanocapsInputError(f"{name}: a meta tensor holds no data")
         t = obj.detach().cpu()
         if str(t.dtype) == "torch.bfloat16":  # numpy has no bfloat16
             t = t.float()
@@ -129,8 +142,8 @@ def _to_array(obj: Any, name: str, seed: int = 0, num_mesh_points: int = DEFAULT
     return obj
 
 
-def _check(array: Any, min_points: int, name: str) -> np.ndarray:
-    """The one check: ``(N, 3)`` real, finite in float32, at least ``min_points`` rows -> float32 copy."""
+def _check(array: Any, min_points: int, name: str, dtype: Any = np.float32) -> np.ndarray:
+    """The one check: ``(N, 3)`` real, finite in ``dtype``, at least ``min_points`` rows -> ``dtype`` copy."""
     if min_points < 0:
         raise CanocapsInputError(f"min_points must be >= 0, got {min_points}")
     try:
@@ -143,20 +156,26 @@ def _check(array: Any, min_points: int, name: str) -> np.ndarray:
         raise CanocapsInputError(f"{name}: expected shape (N, 3), got {tuple(arr.shape)}")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
         raise CanocapsInputError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise CanocapsInputError(f"dtype must be float32 or float64, got {dtype}")
     with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(arr, dtype=np.float32).copy()
+        out = np.ascontiguousarray(arr, dtype=dtype).copy()
     bad = int((~np.isfinite(out)).any(axis=1).sum())
     if bad:
         raise CanocapsInputError(
-            f"{name}: {bad} of {len(out)} points contain NaN or inf (or overflow float32)"
+            f"{name}: {bad} of {len(out)} points contain NaN or inf (or overflow {dtype})"
         )
     if len(out) < min_points:
         raise CanocapsInputError(f"{name}: {len(out)} points, at least {min_points} required")
     return out
 
 
-def validate_points(array: Any, min_points: int = 1, name: str = "points") -> np.ndarray:
+def validate_points(array: Any, min_points: int = 1, name: str = "points", dtype: Any = np.float32) -> np.ndarray:
     """Check and convert a point cloud to a C-contiguous ``(N, 3)`` float32 numpy array (a copy).
+
+    ``dtype=np.float64`` keeps a float64 input's precision (the pose heads centre and
+    scale in float64 before anything is rounded to float32).
 
     Accepts numpy arrays, torch tensors (any device; detached), nested lists, an Open3D
     ``PointCloud`` (its points), a trimesh ``PointCloud`` (its vertices) and meshes
@@ -171,24 +190,31 @@ def validate_points(array: Any, min_points: int = 1, name: str = "points") -> np
     """
     if min_points < 0:
         raise CanocapsInputError(f"min_points must be >= 0, got {min_points}")
-    return _check(_to_array(array, name), min_points, name)
+    return _check(_to_array(array, name), min_points, name, dtype)
 
 
-def as_points(obj: Any, name: str = "points", min_points: int = 1, seed: int = 0) -> np.ndarray:
-    """The input edge: any cloud-like object -> a checked ``(N, 3)`` float32 array.
+def as_points(obj: Any, name: str = "points", min_points: int = 1, seed: int = 0, *,
+              dtype: Any = np.float32, pose: bool = False) -> np.ndarray:
+    """The input edge: any cloud-like object -> a checked ``(N, 3)`` array (``dtype``, float32 default).
 
     ``obj``: a path (any format of :func:`read_points`), a numpy array or torch tensor of
     shape ``(N, 3)`` or ``(1, N, 3)``, an Open3D ``PointCloud`` / ``TriangleMesh``, a
     trimesh ``PointCloud`` / ``Trimesh`` (meshes are sampled: :data:`DEFAULT_MESH_POINTS`
     points, ``seed``). Every command and head takes user clouds through here once;
     bad input raises :class:`CanocapsInputError` with one line naming ``name``.
+    ``dtype=np.float64`` keeps float64 precision; ``pose=True`` also requires a defined
+    pose (:func:`check_pose`: all-equal or collinear clouds refused, coplanar warned).
     """
     if isinstance(obj, (str, os.PathLike)):
-        return read_points(Path(obj), min_points=min_points, seed=seed)
-    arr = _to_array(obj, name, seed=seed)
-    if isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[0] == 1:
-        arr = arr[0]
-    return _check(arr, min_points, name)
+        out = read_points(Path(obj), min_points=min_points, seed=seed, dtype=dtype)
+    else:
+        arr = _to_array(obj, name, seed=seed)
+        if isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[0] == 1:
+            arr = arr[0]
+        out = _check(arr, min_points, name, dtype)
+    if pose:
+        check_pose(out, name)
+    return out
 
 
 def subsample(points: np.ndarray, num_points: int | None, seed: int = 0, first: bool = False) -> np.ndarray:
@@ -205,16 +231,57 @@ def subsample(points: np.ndarray, num_points: int | None, seed: int = 0, first: 
     return points[np.sort(idx)]
 
 
-def unit_sphere(points: np.ndarray, min_radius: float = 1e-12) -> tuple[np.ndarray, float]:
+def unit_sphere(points: np.ndarray, min_radius: float = 0.0) -> tuple[np.ndarray, float]:
     """The one normalisation: centroid ``(3,)`` float64 and radius of ``(N, 3)`` points.
 
-    The radius is the largest distance to the centroid, floored at ``min_radius`` (a
-    degenerate cloud does not divide by zero); ``(points - centroid) / radius`` lies in the
-    unit sphere, where the networks are trained.
+    The radius is the largest distance to the centroid (float64), floored at ``min_radius``;
+    ``(points - centroid) / radius`` lies in the unit sphere, where the networks are trained.
+    Any finite scale works: when squaring would overflow or lose precision to subnormals,
+    the cloud is first divided by its largest coordinate. A cloud of equal points has
+    radius 0 (the pose heads refuse it first: :func:`check_pose`).
     """
-    c = np.asarray(points).mean(axis=0, dtype=np.float64)
-    r = float(np.sqrt(((points - c) ** 2).sum(axis=1)).max())
+    p = np.asarray(points)
+    c = p.mean(axis=0, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        r = float(np.sqrt(((p - c) ** 2).sum(axis=1)).max())
+    if not (1e-140 < r < 1e140):  # overflowed, or near float64's subnormals: compute scaled
+        m = float(np.abs(p).max(initial=0.0))
+        if m > 0.0:
+            q = p / m
+            cq = q.mean(axis=0, dtype=np.float64)
+            c = cq * m
+            r = float(np.sqrt(((q - cq) ** 2).sum(axis=1)).max()) * m
     return c, max(r, min_radius)
+
+
+def check_pose(points: np.ndarray, name: str = "points") -> None:
+    """Require a cloud whose rigid pose is defined; ``points`` ``(N, 3)`` checked (float32/64).
+
+    Refuses (:class:`CanocapsInputError`, one line) a cloud whose points are all equal
+    (no position scale, no orientation), a collinear one (the rotation about the line is
+    undefined) and one whose radius lies outside :data:`COORDINATE_RANGE`; warns
+    (:class:`canocaps.errors.CanocapsWarning`, one line) for a coplanar one (a flat cloud's
+    two sides are indistinguishable). "Zero" spread: a singular value of the centred cloud
+    below :data:`POSE_TOLERANCE` times the largest, computed in float64 after scaling.
+    """
+    n = len(points)
+    p = np.asarray(points)
+    spread = float(np.ptp(p, axis=0).max())
+    if spread <= 1e-12 * float(np.abs(p).max()):  # equal up to float64 rounding of their position
+        raise CanocapsInputError(f"{name}: all {n} points are equal; the pose is undefined")
+    c, r = unit_sphere(p)
+    lo, hi = COORDINATE_RANGE
+    if not lo <= r <= hi:
+        raise CanocapsInputError(f"{name}: the cloud's radius {r:.3g} is outside the supported "
+                                 f"{lo:g} .. {hi:g}; rescale it")
+    sv = np.linalg.svd((np.asarray(p, dtype=np.float64) - c) / r, compute_uv=False)
+    if sv[1] <= POSE_TOLERANCE * sv[0]:
+        raise CanocapsInputError(f"{name}: all {n} points lie on one line; the rotation about it is undefined")
+    if sv[2] <= POSE_TOLERANCE * sv[0]:
+        import warnings
+
+        warnings.warn(f"{name}: all {n} points lie in one plane; its two sides are indistinguishable, "
+                      f"so the pose may be flipped", CanocapsWarning, stacklevel=3)
 
 
 def sample_mesh(mesh: Any, num_points: int, seed: int = 0, name: str = "mesh") -> np.ndarray:
@@ -550,8 +617,9 @@ def read_points(
     *,
     as_mesh: bool = True,
     first_n: bool = False,
+    dtype: Any = np.float32,
 ) -> np.ndarray:
-    """Read a point cloud or sample a mesh: returns ``(N, 3)`` float32.
+    """Read a point cloud or sample a mesh: returns ``(N, 3)`` float32 (or ``dtype``: float64).
 
     Args:
         path: file; format from the extension (see module doc, ``READ_EXTENSIONS``).
@@ -582,9 +650,9 @@ def read_points(
             pts = _read_text(p)
         else:
             pts = _read_numpy(p, ext)
-        pts = validate_points(pts, min_points=0, name=str(p))
+        pts = validate_points(pts, min_points=0, name=str(p), dtype=dtype)
         pts = subsample(pts, num_points, seed, first_n)
-    return validate_points(pts, min_points=min_points, name=str(p))
+    return validate_points(pts, min_points=min_points, name=str(p), dtype=dtype)
 
 
 def read_mesh(path: str | os.PathLike) -> Any:

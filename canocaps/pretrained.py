@@ -40,6 +40,8 @@ def resolve_weights(name: str | os.PathLike | None = None) -> Path:
     Raises :class:`CanocapsWeightsError` (one line: where it looked, how to get weights).
     """
     name = DEFAULT_WEIGHTS if name is None else name
+    if not isinstance(name, (str, os.PathLike)):
+        raise CanocapsWeightsError(f"weights: expected a name or a path, got {type(name).__name__}")
     p = Path(name).expanduser()
     looks_like_path = isinstance(name, os.PathLike) or os.sep in str(name) or p.suffix == ".pt"
     if p.is_file():

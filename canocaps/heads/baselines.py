@@ -91,8 +91,8 @@ def fpfh_ransac_icp(a: Any, b: Any, *, voxel_size: float | None = None, refine: 
     import open3d as o3d
 
     reg = o3d.pipelines.registration
-    pa = as_points(a, "a", min_points=3, seed=seed)
-    pb = as_points(b, "b", min_points=3, seed=seed)
+    pa = as_points(a, "a", min_points=3, seed=seed, dtype=np.float64, pose=True)
+    pb = as_points(b, "b", min_points=3, seed=seed, dtype=np.float64, pose=True)
     if icp_method not in _icp.ICP_METHODS:
         raise CanocapsInputError(f"icp_method must be one of {', '.join(_icp.ICP_METHODS)}, not {icp_method!r}")
     t0 = time.perf_counter()

@@ -33,10 +33,10 @@ def canonicalize_cloud(points: Any, model: Any = None, *, num_points: int | None
         point-to-capsule assignment of the network's subsample.
     """
     model = resolve_model(model, device)
-    p = as_points(points, name, min_points=min_points_of(model), seed=seed)
+    p = as_points(points, name, min_points=min_points_of(model), seed=seed, dtype=np.float64, pose=True)
     (f,) = canonicalize_in_input_units(model, [p], num_points=num_points, seeds=[seed])
     T = f.transform
-    canon = (p.astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+    canon = (p @ T[:3, :3].T + T[:3, 3]).astype(np.float32)  # float64 until here
     assert f.inputs is not None
     return CanonicalizationResult(canonical_points=canon, transform=T, keypoints=f.keypoints,
                                   canonical_keypoints=f.canonical_keypoints, descriptors=f.descriptors,

@@ -12,7 +12,10 @@ Every head that feeds user clouds to a canonicaliser goes through here:
    (``canonical = R (x - c) + s t``), with the capsule keypoints in the input frame.
 
 ``canocaps canonicalize`` and ``canocaps register`` use (4); ``canocaps reconstruct``
-uses (1)-(3) with the decoder. Clouds arrive here already checked (``canocaps.io.as_points``).
+uses (1)-(3) with the decoder. Clouds arrive here already checked (``canocaps.io.as_points``
+with ``dtype=np.float64, pose=True``): any scale from 1e-150 to 1e150 works, as centring,
+scaling and the transforms back to input units are float64; only the network's input
+``x`` (inside the unit sphere) is rounded to float32.
 """
 from __future__ import annotations
 
@@ -69,8 +72,9 @@ class NetworkInput:
     """One cloud as the network sees it.
 
     Attributes:
-        x: ``(n, 3)`` float32, the subsample centred and scaled: ``(sample - centre) / scale``.
-        sample: ``(n, 3)`` the same points in the input's units.
+        x: ``(n, 3)`` float32, the subsample centred and scaled: ``(sample - centre) / scale``
+            (computed in float64, then rounded).
+        sample: ``(n, 3)`` the same points in the input's units (the input's dtype).
         centre: ``(3,)`` float64 centroid of the whole cloud.
         scale: the radius divided by.
     """
@@ -101,7 +105,8 @@ def prepare_inputs(clouds: Sequence[np.ndarray], num_points: int, seeds: Sequenc
         c, r = unit_sphere(p)
         s = float(scale) if scale is not None else r
         sample = subsample(p, num_points, seed)
-        out.append(NetworkInput(((sample - c) / s).astype(np.float32), sample, c, s))
+        x = (np.asarray(sample, dtype=np.float64) - c) / s
+        out.append(NetworkInput(x.astype(np.float32), sample, c, s))
     return out
 
 

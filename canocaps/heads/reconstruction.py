@@ -47,7 +47,8 @@ def reconstruct(points: Any, model: Any = None, *, num_points: int | None = None
     import torch
 
     model = resolve_model(model, device)
-    p = as_points(points, points if isinstance(points, str) else "points", min_points=min_points_of(model), seed=seed)
+    p = as_points(points, points if isinstance(points, str) else "points", min_points=min_points_of(model), seed=seed,
+                  dtype=np.float64, pose=True)
     (inp,) = prepare_inputs([p], network_points(model, num_points), [seed])
     xt = torch.as_tensor(inp.x[None], device=model_device(model))
     rec = model.reconstruct(xt)

@@ -255,8 +255,10 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     if icp_method not in _icp.ICP_METHODS:
         raise CanocapsInputError(f"icp_method must be one of {', '.join(_icp.ICP_METHODS)}, not {icp_method!r}")
     k = min_points_of(model)
-    pa = as_points(a, str(a) if isinstance(a, (str, os.PathLike)) else names[0], min_points=k, seed=seed)
-    pb = as_points(b, str(b) if isinstance(b, (str, os.PathLike)) else names[1], min_points=k, seed=seed)
+    pa = as_points(a, str(a) if isinstance(a, (str, os.PathLike)) else names[0], min_points=k, seed=seed,
+                   dtype=np.float64, pose=True)
+    pb = as_points(b, str(b) if isinstance(b, (str, os.PathLike)) else names[1], min_points=k, seed=seed,
+                   dtype=np.float64, pose=True)
     hyps = tuple(hypotheses)
     if not hyps:
         raise CanocapsInputError("hypotheses: give at least one")
