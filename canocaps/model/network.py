@@ -96,8 +96,14 @@ class CanonicalCapsules(nn.Module):
             raise CanocapsInputError(f"{name}: empty batch")
         if x.shape[1] < k:
             raise CanocapsInputError(f"{name}: {x.shape[1]} points, need at least {k} (one per capsule)")
+        if x.is_meta:
+            raise CanocapsInputError(f"{name}: a meta tensor holds no data")
         if not bool(torch.isfinite(x).all()):
             raise CanocapsInputError(f"{name}: contains NaN or inf")
+        if float(x.detach().abs().max()) > 1e15:  # moments (sums of squares) would overflow float32
+            raise CanocapsInputError(f"{name}: coordinates up to {float(x.detach().abs().max()):.3g} overflow the "
+                                     f"network's float32 moments (|x| <= 1e15); it expects clouds in the unit "
+                                     f"sphere: canocaps.heads.canonical.canonicalize_cloud takes any units")
         p = self._param
         return x.to(device=p.device, dtype=p.dtype), batched, points.dtype, points.device
 
