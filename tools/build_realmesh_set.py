@@ -4,7 +4,7 @@
     pip download pybullet==3.2.7 --no-deps -d /tmp/pb && cd /tmp/pb && mkdir x && cd x && \\
         unzip -q ../pybullet-3.2.7-*.whl 'pybullet_data/*' 'pybullet-3.2.7.dist-info/*'
     python tools/build_realmesh_set.py --source /tmp/pb/x/pybullet_data
-    python tools/build_realmesh_set.py --bundle-test data/realmesh_test.h5   # the bundled test subset
+    python tools/build_realmesh_set.py --bundle-test canocaps/resources/data/realmesh_test.h5   # the bundled test subset
 
 Without --source the installed ``pybullet_data`` package is used (``pip install pybullet``).
 DST defaults to ``$CANOCAPS_CACHE/realmesh_v1.h5`` (``~/.cache/canocaps/``), where
