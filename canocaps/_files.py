@@ -54,6 +54,14 @@ def check_outputs(force: bool, *paths: str | os.PathLike | None) -> None:
             raise OutputExistsError(f"{p} exists (use --force / force=True to overwrite)")
 
 
+def check_suffix(suffix: str, *paths: str | os.PathLike | None) -> None:
+    """Refuse (:class:`CanocapsInputError`, one line) an output path not ending in ``suffix``
+    (e.g. ``".png"``: ``--png out.txt`` would write PNG bytes into a .txt); None entries skipped."""
+    for p in paths:
+        if p is not None and Path(p).suffix.lower() != suffix:
+            raise CanocapsInputError(f"{p}: expected a {suffix} file name (the output is written as {suffix})")
+
+
 def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     """Return ``path`` as a Path; raise :class:`OutputExistsError` if it exists and not ``force``.
 

@@ -204,3 +204,49 @@ def test_extras_dispatch(capsys):
     except SystemExit as exc:
         code = exc.code
     assert code == 0 and "usage" in capsys.readouterr().out.lower()
+
+
+def test_png_needs_the_png_extension(files, capsys):
+    w = ["--weights", str(files / "tiny.pt")]
+    for args in (["register", str(files / "a.ply"), str(files / "b.ply"), "--png", str(files / "out.txt")],
+                 ["canonicalize", str(files / "a.ply"), "--png", str(files / "out.txt")],
+                 ["canonicalize", str(files / "a.ply"), "--capsules-png", str(files / "caps.jpg")]):
+        assert main(args + w) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("canocaps: error: ") and "\n" not in err and ".png" in err
+    assert not (files / "out.txt").exists() and not (files / "caps.jpg").exists()
+
+
+def test_degenerate_clouds_refused_or_warned_in_one_line(files, capsys):
+    w = ["--weights", str(files / "tiny.pt")]
+    rng = np.random.default_rng(0)
+    np.savetxt(files / "same.xyz", np.tile([1.0, 2.0, 3.0], (50, 1)))
+    np.savetxt(files / "line.xyz", np.outer(rng.normal(size=50), [1.0, 2.0, -1.0]) + [4.0, 0.0, 0.0])
+    flat = rng.normal(size=(300, 3)) * [2.0, 1.0, 0.0]
+    np.savetxt(files / "flat.xyz", flat)
+    for name, words in (("same.xyz", ["all 50 points are equal"]), ("line.xyz", ["one line"])):
+        assert main(["canonicalize", str(files / name), *w]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"canocaps: error: {files / name}") and "\n" not in err
+        assert all(x in err for x in words), err
+    assert main(["canonicalize", str(files / "flat.xyz"), "--json", *w]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["transform"]
+    assert cap.err.strip().startswith("canocaps: warning: ") and "one plane" in cap.err and cap.err.count("\n") == 1
+
+
+def test_eval_data_folder_is_recognised_without_a_prefix(files, capsys, tmp_path):
+    """A ModelNet40 h5 folder (ply_data_*.h5) works as ``--data DIR``."""
+    import h5py
+
+    root = tmp_path / "modelnet40_ply_hdf5_2048"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("ply_data_train0.h5", "ply_data_test0.h5"):
+        with h5py.File(root / name, "w") as f:
+            f.create_dataset("data", data=np.stack([cloud(2048, i) for i in range(3)]))
+            f.create_dataset("label", data=rng.integers(0, 40, size=(3, 1)).astype(np.uint8))
+    args = ["eval", "reconstruction", "--data", str(root), "--limit", "2", "--json", "--no-progress",
+            "--weights", str(files / "tiny.pt")]
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["shapes"] == 2

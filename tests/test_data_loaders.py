@@ -290,3 +290,33 @@ def test_category_table():
     assert resolve_category("Airplane", list(CAPSULES_CATEGORIES)) == "plane"
     assert resolve_category("sofa", list(CAPSULES_CATEGORIES)) == "couch"
     assert resolve_category("04530566", list(CAPSULES_CATEGORIES)) == "watercraft"
+
+
+def test_open_dataset_detects_layouts_without_a_prefix(tmp_path, modelnet_root, capsules_root, shapenetcore_root):
+    """``--data PATH``: the loaders' layouts are recognised from the path alone (small files in the real formats)."""
+    from canocaps.data import open_dataset
+    from canocaps.data.layout import detect_layout
+
+    assert detect_layout(modelnet_root) == "modelnet40"
+    ds = open_dataset(str(modelnet_root), "train", 256)
+    assert type(ds).__name__ == "ModelNet40H5" and len(ds) == 7 and ds[0]["points"].shape == (256, 3)
+    assert len(open_dataset(str(modelnet_root), "test", 256)) == 2
+    root, _ = capsules_root
+    assert detect_layout(root) == detect_layout(root / "ShapeNetAtlasNetH5") == "shapenet"
+    assert type(open_dataset(str(root), "train", 128)).__name__ == "ShapeNetCapsulesH5"
+    assert detect_layout(shapenetcore_root) == "shapenetcore"
+    assert len(open_dataset(str(shapenetcore_root), "val", 64)) == 2
+    flat = tmp_path / "flat_release"
+    flat.mkdir()
+    _write_flat(flat / "train0.h5", np.random.default_rng(4).normal(size=(3, 64, 3)).astype(np.float32), np.arange(3))
+    assert detect_layout(flat) == "shapenet_h5" and len(open_dataset(str(flat), "train", 32)) == 3
+    scans = tmp_path / "scans" / "mugs"
+    scans.mkdir(parents=True)
+    write_points(scans / "a.ply", _cloud(np.random.default_rng(5), 80))
+    assert detect_layout(tmp_path / "scans") == "folder"
+    from canocaps.data.realmesh import bundled_path
+
+    assert detect_layout(bundled_path()) == "realmesh"
+    assert type(open_dataset(str(bundled_path()), "test", 64)).__name__ == "RealMeshes"
+    with pytest.raises(CanocapsInputError, match="no such file"):
+        detect_layout(tmp_path / "nowhere")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from canocaps._files import check_suffix
 from canocaps.commands._common import add_force, add_model_args, check_outputs, info, load_model, print_json
 
 NAME = "canonicalize"
@@ -22,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args.force, args.output, args.png, args.capsules_png)
+    check_suffix(".png", args.png, args.capsules_png)
     from canocaps.heads.canonical import canonicalize_cloud
     from canocaps.io import as_points
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from canocaps._files import check_suffix
 from canocaps.commands._common import add_force, check_outputs, info
 
 NAME = "plot"
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
             raise CanocapsInputError(f"--mark {item!r}: expected STEP=LABEL with an integer STEP")
         marks[int(step)] = label.strip()
     check_outputs(args.force, png)
+    check_suffix(".png", png)
     from canocaps.viz import plot_training_curves
 
     plot_training_curves(run_dir, png, force=args.force, marks=marks)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from canocaps._files import check_suffix
 from canocaps.commands._common import add_force, add_model_args, check_outputs, info, load_model, print_json
 
 NAME = "register"
@@ -29,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args.force, args.output, args.png)
+    check_suffix(".png", args.png)
     if args.method == "canocaps":
         from canocaps.pretrained import resolve_weights
 

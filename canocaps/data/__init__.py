@@ -114,10 +114,13 @@ def open_dataset(data: str, split: str, num_points: int, **kwargs: Any) -> Any:
     """:func:`canocaps.data.build_dataset` from one string.
 
     ``data`` is a dataset name (``"procedural"``), ``"NAME:ROOT"`` (e.g.
-    ``"modelnet40:/data/modelnet"``), or a path: a ``.h5`` file is read as a converted
-    dataset, a folder as a folder of point-cloud/mesh files.
+    ``"modelnet40:/data/modelnet"``), or a path whose layout names the loader
+    (:func:`canocaps.data.layout.detect_layout`: a ModelNet40 folder of ``ply_data_*.h5``,
+    the ShapeNet layouts, a realmesh or converted ``.h5``, else a folder of point-cloud/mesh files).
     """
     from pathlib import Path
+
+    from canocaps.data.layout import detect_layout
 
     name, root = data, None
     if data not in DATASETS:
@@ -129,6 +132,6 @@ def open_dataset(data: str, split: str, num_points: int, **kwargs: Any) -> Any:
             if not p.exists():
                 raise CanocapsInputError(f"--data {data}: not a dataset name ({', '.join(DATASETS)}), "
                                          "NAME:ROOT, or an existing path")
-            name, root = ("converted" if p.is_file() else "folder"), str(p)
+            name, root = detect_layout(p), str(p)
     kwargs.setdefault("seed", 0)  # fixed point selection: evaluations must be reproducible
     return build_dataset(name, split, num_points, root=root, **kwargs)

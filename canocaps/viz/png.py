@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from canocaps._files import atomic_path
+from canocaps._files import atomic_path, check_suffix
 
 
 @dataclass
@@ -46,6 +46,7 @@ def render_panels(panels: Sequence[Panel], path: str | Path, force: bool = False
     Viewing angles ``elev`` / ``azim`` are in degrees (matplotlib's convention; +y up is
     drawn as the vertical axis).
     """
+    check_suffix(".png", path)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
