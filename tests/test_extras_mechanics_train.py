@@ -137,13 +137,14 @@ def test_non_sgd_optimizer_measures_without_predictions():
     import torch
 
     from canocaps.extras.mechanics.experiments import run_with_model
-    from canocaps.extras.mechanics.models import DigitsDataset, build_model, example_input
+    from canocaps.extras.digits import load_digits
+    from canocaps.extras.mechanics.models import build_model, example_input
     from canocaps.train import TrainConfig
 
     net = build_model("logreg").double()
     cfg = TrainConfig(optimizer="adam", lr=0.01, batch_size=256, max_steps=3, epochs=1, device="cpu",
                       monitor=None, progress=False)
-    p = run_with_model(net, DigitsDataset("train"), example_input("logreg", dtype=torch.float64), None, cfg,
+    p = run_with_model(net, load_digits("train", dtype=torch.float64, method="rng_permutation"), example_input("logreg", dtype=torch.float64), None, cfg,
                        output_softmax=True)
     s = next(iter(p["summary"].values()))
     assert s["steps"] == 3 and all(v is None for v in s["rel_error"].values())

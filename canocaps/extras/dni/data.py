@@ -1,5 +1,9 @@
 """Data for the DNI experiments: scikit-learn's 8x8 digits (bundled) and MNIST IDX files.
 
+The digits come from :func:`canocaps.extras.digits.load_digits` (shared with the mechanics
+extra); the experiments use its ``method="randperm"`` split (1438 train / 359 test), the one
+docs/extras_dni.md was measured with.
+
 Nothing is downloaded. Items are dicts ``{"x": FloatTensor, "y": LongTensor ()}``:
 ``x`` is ``(64,)`` / ``(1, 8, 8)`` for digits and ``(784,)`` / ``(1, 28, 28)`` for MNIST,
 pixel values scaled to ``[0, 1]``.
@@ -20,8 +24,9 @@ import torch
 from torch.utils.data import Dataset
 
 from canocaps.errors import CanocapsInputError
+from canocaps.extras.digits import TensorPairDataset, load_digits
 
-__all__ = ["ArrayDataset", "RepeatedBatch", "read_idx", "load_mnist", "load_digits", "load_dataset",
+__all__ = ["TensorPairDataset", "RepeatedBatch", "read_idx", "load_mnist", "load_digits", "load_dataset",
            "regression_data", "IDX_FILES"]
 
 IDX_FILES = {
@@ -30,26 +35,6 @@ IDX_FILES = {
 }
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-class ArrayDataset(Dataset):
-    """In-memory dataset of ``{"x": x[i], "y": y[i]}``; x ``(N, ...)`` float32, y ``(N,)`` int64."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        if x.shape[0] != y.shape[0]:
-            raise CanocapsInputError(f"dataset: {x.shape[0]} inputs but {y.shape[0]} labels")
-        self.x = x.float()
-        self.y = y.long()
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.y.max().item()) + 1 if len(self) else 0
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -86,7 +71,7 @@ def _find(root: Path, name: str) -> Path:
                              f"put the four IDX files there)")
 
 
-def load_mnist(root: str | os.PathLike, split: str = "train", flatten: bool = True) -> ArrayDataset:
+def load_mnist(root: str | os.PathLike, split: str = "train", flatten: bool = True) -> TensorPairDataset:
     """MNIST from IDX files in ``root``; ``split`` = "train" | "test".
 
     Returns x ``(N, 784)`` (``flatten``) or ``(N, 1, 28, 28)`` float32 in [0, 1], y ``(N,)`` int64.
@@ -106,37 +91,14 @@ def load_mnist(root: str | os.PathLike, split: str = "train", flatten: bool = Tr
         raise CanocapsInputError(f"{img_path}: {images.shape[0]} images but {lbl_path.name} has {labels.shape[0]} labels")
     x = torch.from_numpy(images.astype(np.float32) / 255.0)
     x = x.reshape(x.shape[0], -1) if flatten else x[:, None]
-    return ArrayDataset(x, torch.from_numpy(labels.astype(np.int64)))
-
-
-def load_digits(split: str = "train", test_fraction: float = 0.2, seed: int = 0,
-                flatten: bool = True) -> ArrayDataset:
-    """scikit-learn's bundled 8x8 digits (1797 images, 10 classes), split with a fixed permutation.
-
-    Returns x ``(N, 64)`` (``flatten``) or ``(N, 1, 8, 8)`` float32 in [0, 1], y ``(N,)`` int64.
-    The split is stratified-free but deterministic in ``seed``.
-    """
-    from sklearn.datasets import load_digits as _sk_digits
-
-    if split not in ("train", "test"):
-        raise CanocapsInputError(f"digits split must be 'train' or 'test', got {split!r}")
-    if not 0.0 < test_fraction < 1.0:
-        raise CanocapsInputError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    d = _sk_digits()
-    x = torch.from_numpy(d.data.astype(np.float32) / 16.0)
-    y = torch.from_numpy(d.target.astype(np.int64))
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
-    n_test = int(round(test_fraction * x.shape[0]))
-    idx = perm[:n_test] if split == "test" else perm[n_test:]
-    x = x[idx] if flatten else x[idx].reshape(-1, 1, 8, 8)
-    return ArrayDataset(x, y[idx])
+    return TensorPairDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
 
 def load_dataset(name: str, split: str, mnist_dir: str | os.PathLike | None = None,
-                 flatten: bool = True) -> ArrayDataset:
-    """``name`` = "digits" | "mnist" (the latter needs ``mnist_dir``)."""
+                 flatten: bool = True) -> TensorPairDataset:
+    """``name`` = "digits" (the ``randperm`` split) | "mnist" (the latter needs ``mnist_dir``)."""
     if name == "digits":
-        return load_digits(split, flatten=flatten)
+        return load_digits(split, flatten=flatten, method="randperm")
     if name == "mnist":
         if mnist_dir is None:
             raise CanocapsInputError("--data mnist needs --mnist-dir DIR with the four IDX files")

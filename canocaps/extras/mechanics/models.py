@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from canocaps.errors import CanocapsInputError
 
 __all__ = ["MODEL_KINDS", "LogisticRegression", "MLP", "MLPBatchNorm", "ConvNet", "build_model",
-           "Classifier", "DigitsDataset", "example_input"]
+           "Classifier", "example_input"]
 
 MODEL_KINDS = ("logreg", "mlp", "mlp_bn", "conv")
 
@@ -107,37 +105,6 @@ def build_model(kind: str, hidden: int | None = None, bn_eps: float = 1e-5) -> n
 def example_input(kind: str, batch: int = 4, dtype: torch.dtype = torch.float32) -> Tensor:
     """A zero input of the right shape for ``kind``: ``(B, 64)`` or ``(B, 1, 8, 8)``."""
     return torch.zeros((batch, 1, 8, 8) if kind == "conv" else (batch, 64), dtype=dtype)
-
-
-class DigitsDataset(Dataset):
-    """scikit-learn's 8x8 digits (1797 images, bundled, no download), pixels scaled to [0, 1].
-
-    Items: ``{"x": (64,) or (1, 8, 8) tensor of ``dtype``, "y": long scalar}``.
-    ``split``: "train" (first 80 % of a fixed permutation), "val" (the rest) or "all".
-    """
-
-    def __init__(self, split: str = "train", image: bool = False, dtype: torch.dtype = torch.float64,
-                 seed: int = 0) -> None:
-        from sklearn.datasets import load_digits
-
-        if split not in ("train", "val", "all"):
-            raise CanocapsInputError(f"unknown split {split!r} (train, val or all)")
-        data = load_digits()
-        x = np.asarray(data.data, dtype=np.float64) / 16.0
-        y = np.asarray(data.target, dtype=np.int64)
-        perm = np.random.default_rng(seed).permutation(len(x))
-        cut = int(0.8 * len(x))
-        idx = perm if split == "all" else (perm[:cut] if split == "train" else perm[cut:])
-        self.x = torch.as_tensor(x[idx], dtype=dtype)
-        if image:
-            self.x = self.x.reshape(-1, 1, 8, 8)
-        self.y = torch.as_tensor(y[idx])
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        return {"x": self.x[i], "y": self.y[i]}
 
 
 class Classifier(nn.Module):
