@@ -149,3 +149,21 @@ def test_stability_with_resampled_copies_has_a_sampling_floor():
     assert rre_res < 10  # an asymmetric shape keeps its PCA frame across resamples
     with pytest.raises(CanocapsInputError):
         canonical_spread(PCACanonicalizer(), pts[:100], num_copies=3, num_points=300)
+
+
+def test_eval_parts_and_conditions_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from canocaps.cli import main as cli_main
+
+    out = tmp_path / "parts.json"
+    assert cli_main(["eval", "parts", "--per-class", "1", "--no-progress", "--json-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "capsules (argmax attention)" in text and "k-means" in text
+    res = json.loads(out.read_text())
+    assert res["num_shapes"] == 14 and 0.0 <= res["nmi"] <= 1.0 and 0.0 < res["kmeans_nmi"] < 1.0
+    reg = tmp_path / "reg.json"
+    assert cli_main(["eval", "registration", "--methods", "pca", "--limit", "1", "--conditions", "clean,partial",
+                     "--no-progress", "--json-out", str(reg)]) == 0
+    names = [r["pair"] for r in json.loads(reg.read_text())["records"]["pca"]]
+    assert any("/clean/" in n for n in names) and any("/partial/" in n for n in names)

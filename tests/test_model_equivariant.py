@@ -162,3 +162,21 @@ def test_part_agreement_scores_an_oracle_above_a_random_assignment():
     assert res["nmi"] == pytest.approx(1.0)
     assert 0.0 < res["kmeans_nmi"] < 1.0
     assert res["num_shapes"] == 14
+
+
+def test_shipped_weights_are_exactly_equivariant_on_real_shapes():
+    """The issue's target on trained weights: same points under rigid motions -> frames within
+    0.05 deg, canonical clouds within 1e-3 (float32, the shipped model as users run it)."""
+    import canocaps
+    from canocaps.data import build_dataset
+
+    model = canocaps.load_pretrained()
+    assert model.config.encoder == "invariant" and model.config.frame == "moments"
+    ds = build_dataset("realmesh", "test", 1024, root=None, seed=0)
+    x = torch.stack([ds[i]["points"] for i in range(0, len(ds), len(ds) // 8)][:8]).float()
+    Q = random_rotation(len(x), generator=torch.Generator().manual_seed(4))
+    t = torch.tensor([0.15, -0.2, 0.05])
+    a = model.canonicalize(x)
+    b = model.canonicalize(x @ Q.transpose(1, 2) + t)
+    assert float(rotation_error_deg(b.R.double() @ Q.double(), a.R.double()).max()) < 0.05
+    assert float((a.canonical_points - b.canonical_points).abs().max()) < 1e-3

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-refine", dest="refine", action="store_false", help="no ICP at all")
     p.add_argument("--ablation", action="store_true",
                    help="also run canocaps without ICP: the canonical hypothesis alone (the network's own "
-                        "pose) and all hypotheses scored without refinement")
+                        "pose) and all hypotheses scored without refinement; and PCA's frame alone")
     p.add_argument("--weights", default=None, help="weights name or path (default: the shipped weights)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -82,6 +82,11 @@ def _run(args: argparse.Namespace) -> int:
         methods["canocaps (canonical only, no ICP)"] = \
             lambda a, b: register(a, b, model=model, hypotheses=("canonical",), refine=False)
         methods["canocaps (all hypotheses, no ICP)"] = lambda a, b: register(a, b, model=model, refine=False)
+        if "pca" in names:
+            from canocaps.heads.registration import pca_register
+
+            methods["pca (canonical only, no ICP)"] = \
+                lambda a, b: pca_register(a, b, hypotheses=("canonical",), refine=False)
     t0 = time.perf_counter()
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     pairs = [p for c in conditions for p in make_test_pairs(args.data, args.split, args.num_points, args.limit,

@@ -5,8 +5,10 @@
 #
 # Network metrics on the test split twice (view 2 = view 1's points moved, as in
 # training's validation; and view 2 = an independent sample of the surface, like two
-# scans), then the four heads: registration (140 pairs, with the no-ICP ablation),
-# reconstruction, classification, stability. Each step prints its table; existing
+# scans; procedural and real meshes), then the heads: registration on the real-mesh test
+# set in four conditions and on 140 procedural pairs (with the no-ICP ablation, beside
+# Open3D FPFH+RANSAC+ICP and PCA+ICP in the same run), reconstruction, classification,
+# capsule/part agreement, stability (procedural and real meshes). Each step prints its table; existing
 # JSON files are kept (delete them to measure again). About 10 minutes on one core.
 set -euo pipefail
 if [ $# -ne 2 ]; then
@@ -35,9 +37,15 @@ step test_metrics.json $py -m canocaps eval equivariance --weights "$weights" --
     --json-out "$out/test_metrics.json"
 step test_metrics_resampled.json $py -m canocaps eval equivariance --weights "$weights" --split test \
     --resample-views --json-out "$out/test_metrics_resampled.json"
+step realmesh_metrics_resampled.json $py -m canocaps eval equivariance --weights "$weights" --data realmesh \
+    --split test --resample-views --json-out "$out/realmesh_metrics_resampled.json"
+step registration_realmesh.json $py tools/bench_registration.py --data realmesh --num-points 2048 \
+    --conditions clean,noisy,partial,sparse --ablation --weights "$weights" --json "$out/registration_realmesh.json"
 step registration.json $py tools/bench_registration.py --limit 140 --ablation --weights "$weights" \
     --json "$out/registration.json"
-for task in reconstruction classification; do
+for task in reconstruction classification parts; do
     step $task.json $py -m canocaps eval $task --weights "$weights" --json-out "$out/$task.json"
 done
 step stability.json $py -m canocaps eval stability --num-shapes 50 --weights "$weights" --json-out "$out/stability.json"
+step stability_realmesh.json $py -m canocaps eval stability --data realmesh --num-shapes 48 --weights "$weights" \
+    --json-out "$out/stability_realmesh.json"

@@ -36,7 +36,7 @@ def default_path() -> Path:
 
 
 def bundled_path() -> Path:
-    """The bundled test subset: ``$CANOCAPS_DATA_DIR/realmesh_test.h5`` or the repository's ``data/``."""
+    """The bundled test subset: ``$CANOCAPS_DATA_DIR/realmesh_test.h5`` or the package data (``canocaps/resources/data``)."""
     from canocaps.data.test_transforms import data_dir
 
     return data_dir() / BUNDLED_NAME

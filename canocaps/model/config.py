@@ -25,7 +25,7 @@ __all__ = ["CapsulesConfig", "LossWeights"]
 @dataclass
 class LossWeights:
     """Weights of the training losses: the paper's six (official defaults) and two for the
-    moment frame (``frame_stability``, ``frame_conditioning``; 0 = off, the paper)."""
+    moment frame (``frame_stability``, ``frame_conditioning``, ``frame_weights``; 0 = off, the paper)."""
 
     reconstruction: float = 1.0
     localization: float = 1.0
@@ -35,6 +35,7 @@ class LossWeights:
     canonical: float = 1.0
     frame_stability: float = 0.0
     frame_conditioning: float = 0.0
+    frame_weights: float = 0.0
 
 
 @dataclass

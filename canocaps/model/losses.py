@@ -15,13 +15,13 @@ from torch import Tensor
 __all__ = [
     "reconstruction_loss", "localization_loss", "equilibrium_loss",
     "equivariance_loss", "invariance_loss", "canonical_loss", "LOSS_NAMES",
-    "MOMENT_LOSS_NAMES", "frame_stability_loss", "frame_conditioning_loss",
+    "MOMENT_LOSS_NAMES", "frame_stability_loss", "frame_conditioning_loss", "weight_regularizer",
 ]
 
 LOSS_NAMES = ("reconstruction", "localization", "equilibrium", "equivariance", "invariance", "canonical")
 
 #: losses of the moment frame (:mod:`canocaps.model.moment_frame`), computed only for it
-MOMENT_LOSS_NAMES = ("frame_stability", "frame_conditioning")
+MOMENT_LOSS_NAMES = ("frame_stability", "frame_conditioning", "frame_weights")
 
 
 def reconstruction_loss(canonical_points: Tensor, decoded: Tensor) -> Tensor:
@@ -92,7 +92,7 @@ def frame_stability_loss(pose_1, pose_2, points_1: Tensor, points_2: Tensor, R12
     of view 2 brought into view 1's frame, ``M = R1 R12^T C2 R12 R1^T``, is diagonal when
     the frames agree; its off-diagonal entries over the eigenvalue gaps of view 1 are the
     small rotation angles between the frames (Davis-Kahan), ``theta_ij = M_ij / (l_i - l_j)``
-    (each clipped at ``max_angle``). A sign flip of an axis is caught by the third
+    (each ``theta^2`` saturated smoothly at ``max_angle^2``: ``a^2 theta^2 / (a^2 + theta^2)``). A sign flip of an axis is caught by the third
     moments: view 2's third moment along view 1's (sign-fixed) axes must be positive too
     (hinge at 0.25 of a unit skew). Symmetrised over the two views, averaged over the batch.
 
@@ -110,13 +110,25 @@ def _one_way_disagreement(ref, other, other_points: Tensor, R_ref_to_other: Tens
     lam = ref.eigenvalues
     i, j = (0, 0, 1), (1, 2, 2)
     gaps = (lam[:, i] - lam[:, j]).abs().clamp_min(1e-12)
-    theta = (M[:, i, j] / gaps).abs().clamp_max(max_angle)
+    t2 = (M[:, i, j] / gaps).pow(2)
+    theta2 = max_angle ** 2 * t2 / (max_angle ** 2 + t2)  # saturates smoothly at max_angle^2: gradients stay
     moved_axes = axes @ R_ref_to_other.transpose(-1, -2)  # rows: ref axes expressed in the other view
     xc = other_points - other.centroid[:, None]
     m3 = (other.sign_weights.unsqueeze(-1) * (xc @ moved_axes.transpose(-1, -2)).pow(3)).sum(dim=1)  # (B, 3)
     skew = m3 / lam.clamp_min(1e-12).pow(1.5)
     sign = torch.relu(0.25 - skew[:, :2]).sum(-1)
-    return (theta.pow(2).sum(-1) + sign).mean()
+    return (theta2.sum(-1) + sign).mean()
+
+
+def weight_regularizer(weights: Tensor, sign_weights: Tensor) -> Tensor:
+    """Keeps the moment frame's learned weights near uniform unless the frame gains from it.
+
+    ``mean_b mean_n [log(N w_n)^2 + log(N v_n)^2]`` with normalised weights (B, N) (each
+    row sums to 1): zero for uniform weights (the PCA frame), growing with every point the
+    weighting singles out or suppresses.
+    """
+    n = weights.shape[1]
+    return ((weights * n).clamp_min(1e-12).log().pow(2) + (sign_weights * n).clamp_min(1e-12).log().pow(2)).mean()
 
 
 def frame_conditioning_loss(eigenvalues: Tensor, skew: Tensor, gap: float = 0.15, skew_margin: float = 0.5) -> Tensor:

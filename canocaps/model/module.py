@@ -65,6 +65,7 @@ def compute_losses(out: CapsulesOutput, points: Tensor, R12: Tensor, t12: Tensor
         v1m, v2m = type(mo)(*(x[:b] for x in mo)), type(mo)(*(x[b:] for x in mo))
         losses["frame_stability"] = L.frame_stability_loss(v1m, v2m, points[:b], points[b:], R12)
         losses["frame_conditioning"] = L.frame_conditioning_loss(mo.eigenvalues, mo.skew)
+        losses["frame_weights"] = L.weight_regularizer(mo.weights, mo.sign_weights)
     return losses
 
 

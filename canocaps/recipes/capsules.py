@@ -208,7 +208,8 @@ def build_datasets(data: Mapping[str, Any], splits: Sequence[str] = ("train_spli
     """Datasets for the requested ``data`` section splits (``None`` where a split is null).
 
     ``data.name`` may be a list of dataset names: each split is then their concatenation
-    (e.g. ``[procedural, realmesh]``; labels are only meaningful within one source).
+    (e.g. ``[procedural, realmesh]``; labels are only meaningful within one source). A name
+    listed k times is seen k times as often in training; evaluation splits use it once.
 
     ``data.options`` go to every split. The evaluation splits (all but ``train_split``)
     select their points with ``seed`` 0 unless the options set one, so every validation
@@ -228,7 +229,9 @@ def build_datasets(data: Mapping[str, Any], splits: Sequence[str] = ("train_spli
         if split is None:
             out.append(None)
             continue
-        parts = [build_dataset(name, split, int(data["num_points"]), **options) for name in names]
+        # a name listed twice weighs that source double in training; evaluation splits take each once
+        use = names if key == "train_split" else list(dict.fromkeys(names))
+        parts = [build_dataset(name, split, int(data["num_points"]), **options) for name in use]
         out.append(parts[0] if len(parts) == 1 else ConcatDataset(parts))
     return out
 
