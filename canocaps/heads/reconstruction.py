@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from canocaps.heads._data import batched, dataset_arrays, test_transforms
-from canocaps.heads.frames import min_points_of, model_device, network_points, prepare_inputs, resolve_model
+from canocaps.heads.frames import (inference_threads, min_points_of, model_device, network_points, prepare_inputs,
+                                   resolve_model)
 from canocaps.io import as_points
 
 if TYPE_CHECKING:
@@ -58,7 +59,8 @@ def reconstruct(points: Any, model: Any = None, *, num_points: int | None = None
     p = as_points(points, points if isinstance(points, str) else "points", min_points=min_points_of(model), seed=seed)
     (inp,) = prepare_inputs([p], network_points(model, num_points), [seed])
     xt = torch.as_tensor(inp.x[None], device=model_device(model))
-    rec = model.reconstruct(xt)
+    with inference_threads(int(xt.shape[1])):
+        rec = model.reconstruct(xt)
     R, t = rec.R[0].double().cpu(), rec.t[0].double().cpu()
     canon_in = xt[0].double().cpu() @ R.T + t
     decoded = rec.canonical[0].double().cpu()
