@@ -161,3 +161,12 @@ def test_calibration_tool_picks_thresholds_that_separate_synthetic_records(tmp_p
     overall = next(g for g in cal["in_use"] if g["data"] == "all")
     assert overall["wrong"] == 20 and overall["right"] == 40 and overall["wrong_pass"] == 0
     assert math.isclose(overall["right_flagged_rate"], 0.0)
+
+
+def test_importing_the_heads_and_their_results_stays_light():
+    """The result classes live with the model, but importing the heads does not pull torch in."""
+    code = ("import sys, canocaps.heads, canocaps.heads.results; "
+            "print('torch' in sys.modules, 'canocaps.model' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert r.stdout.strip() == "False False", r.stdout + r.stderr

@@ -68,7 +68,11 @@ if [ "$WITH_TRITON" = 1 ]; then
 else
   echo "[setup] no CUDA here: triton not installed (its tests skip; CANOCAPS_WITH_TRITON=1 installs it)"
 fi
-python -c 'import canocaps, torch, open3d; print(f"[setup] canocaps {canocaps.__version__}, torch {torch.__version__} (CUDA build: {torch.version.cuda or \"no\"}), open3d {open3d.__version__}")'
+python - <<'PY'
+import canocaps, open3d, torch
+print(f"[setup] canocaps {canocaps.__version__}, torch {torch.__version__} "
+      f"(CUDA build: {torch.version.cuda or 'no'}), open3d {open3d.__version__}")
+PY
 if [ "$CANOCAPS_TORCH" = cpu ] && python -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; then
   echo "[setup] note: this venv's torch is a CUDA build (kept as installed); for the CPU build start from a new venv" >&2
 fi
