@@ -312,3 +312,14 @@ def test_show_with_png_names_the_picture_when_there_is_no_display(files, capsys,
     assert png.is_file() and f"the picture is in {png}" in err and "use --png" not in err
     assert main(args[:-3]) == 0  # --show alone: the hint to use --png
     assert "use --png FILE" in capsys.readouterr().err
+
+
+def test_eval_on_a_plain_folder_uses_every_file(files, capsys, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(3):
+        write_points(folder / f"s{i}.xyz", cloud(300, 10 + i))
+    args = ["eval", "reconstruction", "--data", str(folder), "--json", "--no-progress", "--weights", str(files / "tiny.pt")]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["shapes"] == 3 and "no test/ sub-folder" in cap.err

@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
     pts = as_points(args.input, args.input)
     res = canonicalize_cloud(pts, load_model(args), name=args.input)
+    if res.sample_points is not None and len(res.sample_points) < len(pts):
+        info(f"canocaps canonicalize: the network saw {len(res.sample_points)} of the {len(pts)} points "
+             "(a seeded subsample: the model's training N); the pose moves every point")
     if args.output:
         from canocaps.io import write_points
 
