@@ -5,7 +5,7 @@
 # Settings (environment variables):
 #   VENV=PATH                  the virtualenv to create or reuse (default: .venv in the repository root)
 #   CANOCAPS_TORCH=cpu|cuda    which torch build to install when the venv has none (default: cpu).
-#                              cpu: the CPU wheel from the PyTorch CPU index (about 0.2 GB download on
+#                              cpu: the CPU wheel from the PyTorch CPU index (a 192 MB download on
 #                              Linux; a plain 'pip install torch' there pulls the CUDA build and its
 #                              several GB of nvidia-* libraries); cuda: the default wheel from PyPI.
 #   CANOCAPS_TORCH_INDEX=URL   the index of the cpu build (default: https://download.pytorch.org/whl/cpu)
