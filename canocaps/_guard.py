@@ -12,6 +12,9 @@ an I/O failure (:class:`OSError`)                      1
 an unexpected internal error (``CANOCAPS_DEBUG=1``     1
 re-raises it with its traceback)
 Ctrl-C / SIGTERM (``PROG: interrupted``)               130
+a doubtful result under ``--strict`` (``canocaps          3
+register --strict``: the result is printed and written,
+then this status)
 ====================================================  ======
 
 Warnings of :class:`canocaps.errors.CanocapsWarning` (input that works but may give a poor
@@ -29,11 +32,13 @@ from typing import Any, Callable
 
 from canocaps.errors import CanocapsError, CanocapsWarning
 
-__all__ = ["guarded", "one_line", "EXIT_INPUT", "EXIT_FAILURE", "EXIT_INTERRUPTED"]
+__all__ = ["guarded", "one_line", "EXIT_INPUT", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_DOUBTFUL"]
 
 EXIT_INPUT = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+#: ``--strict`` and the result's quality verdict is "doubtful" (not an error: the result is out)
+EXIT_DOUBTFUL = 3
 
 
 def one_line(exc: BaseException) -> str:

@@ -3,7 +3,8 @@
 ``canocaps COMMAND ...``; see ``canocaps --help``. Every failure ends as one line on
 stderr (``canocaps: error: ...``) and a non-zero exit status: 2 for bad input
 (files, flags, missing weights, existing outputs), 1 for an I/O failure or an
-unexpected internal error (set ``CANOCAPS_DEBUG=1`` for its traceback), 130 on Ctrl-C.
+unexpected internal error (set ``CANOCAPS_DEBUG=1`` for its traceback), 130 on Ctrl-C;
+3 when ``canocaps register --strict`` finds its result doubtful (the result is still out).
 Heavy libraries (torch, Open3D) are imported inside the commands, so ``--help`` is fast.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Sequence
 
 from canocaps import __version__
 from canocaps._guard import guarded
+from canocaps._options import HelpFormatter, finish, parse_args
 from canocaps.commands import COMMANDS
 
 __all__ = ["build_parser", "main"]
@@ -37,15 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="canocaps", description="Canonical Capsules for 3D point clouds: canonical pose, capsules, "
                                      "registration, reconstruction, classification.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"canocaps {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         mod = import_module(f"canocaps.commands.{name}")
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP, formatter_class=HelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
-    return parser
+    return finish(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Failures go through the one guard of every entry point (:func:`canocaps._guard.guarded`).
     """
     def body() -> int:
-        args = build_parser().parse_args(argv)  # exits 2 with argparse's own message on bad flags
+        args = parse_args(build_parser(), argv)  # exits 2 with the (sub)command's usage on bad flags
         return int(args._run(args) or 0)
 
     return guarded("canocaps", body)

@@ -105,7 +105,8 @@ def _to_array(obj: Any, name: str, seed: int = 0, num_mesh_points: int = DEFAULT
     """The one conversion of a cloud-like object to something ``np.asarray`` reads.
 
     numpy arrays (subclasses such as trimesh's ``TrackedArray`` included) pass as they are;
-    torch tensors are detached and moved to the CPU; Open3D ``PointCloud`` -> its points;
+    torch tensors are detached and moved to the CPU; Open3D ``PointCloud`` -> its points
+    (tensor-based ``open3d.t.geometry`` objects are converted to the legacy ones first);
     Open3D ``TriangleMesh`` and trimesh ``Trimesh`` with faces -> ``num_mesh_points``
     points sampled on the surface (:func:`sample_mesh`, seeded); meshes without faces and
     trimesh ``PointCloud`` -> their vertices. Anything else goes to ``np.asarray`` as is.
@@ -121,6 +122,11 @@ def _to_array(obj: Any, name: str, seed: int = 0, num_mesh_points: int = DEFAULT
             t = t.float()
         return t.numpy()
     if mod.startswith("open3d"):
+        if hasattr(obj, "to_legacy"):  # open3d.t.geometry (tensor) PointCloud / TriangleMesh
+            try:
+                obj = obj.to_legacy()
+            except Exception as e:  # noqa: BLE001 - Open3D raises RuntimeError and others
+                raise CanocapsInputError(f"{name}: cannot convert Open3D {type(obj).__name__} ({_one_line(e)})") from e
         if hasattr(obj, "triangles") and hasattr(obj, "vertices"):  # TriangleMesh
             verts = np.asarray(obj.vertices)
             if len(obj.triangles) == 0:
@@ -522,8 +528,62 @@ def _load_trimesh_unchecked(p: Path, ext: str, trimesh: Any) -> Any:
     return obj
 
 
+_PLY_NUMPY = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+              "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+              "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
+
+
+def _read_ply_cloud(p: Path) -> np.ndarray | None:
+    """``(N, 3)`` x, y, z of a PLY *point cloud* read with numpy, or None for anything else.
+
+    The fast path of :func:`read_points` (no trimesh import, ~1 s of start-up saved): used
+    when the file's only non-empty element is ``vertex`` with scalar ``x y z`` properties
+    (ASCII or binary). Meshes, list properties and unusual headers return None and go
+    through trimesh. Call after :func:`_check_ply` (the body matches the header).
+    """
+    raw = p.read_bytes()
+    start, fmt, _ = _ply_header(p, raw)
+    elements: list[tuple[str, int, list[tuple[str, str]]]] = []
+    for line in raw[:start].decode("ascii").splitlines()[1:]:
+        tok = line.split()
+        if tok and tok[0] == "element":
+            elements.append((tok[1], int(tok[2]), []))
+        elif tok and tok[0] == "property" and elements:
+            if tok[1] == "list" or tok[1] not in _PLY_NUMPY or len(tok) != 3:
+                return None
+            elements[-1][2].append((tok[2], tok[1]))
+    nonempty = [e for e in elements if e[1] > 0]
+    if len(nonempty) != 1 or nonempty[0][0] != "vertex" or elements[0][0] != "vertex":
+        return None
+    _, count, props = nonempty[0]
+    names = [n for n, _ in props]
+    if len(set(names)) != len(names) or not {"x", "y", "z"} <= set(names):
+        return None
+    cols = [names.index(c) for c in ("x", "y", "z")]
+    if fmt == "ascii":
+        try:
+            arr = np.loadtxt(_stdio.StringIO(raw[start:].decode("ascii")), dtype=np.float64, ndmin=2,
+                             max_rows=count)
+        except (ValueError, UnicodeDecodeError):
+            return None  # let trimesh give its own message
+        if arr.shape != (count, len(props)):
+            return None
+        return arr[:, cols]
+    order = "<" if fmt == "binary_little_endian" else ">"
+    dtype = np.dtype([(n, order + _PLY_NUMPY[t]) for n, t in props])
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=start)
+    return np.stack([arr["x"], arr["y"], arr["z"]], axis=1).astype(np.float64)
+
+
 def _read_trimesh_points(p: Path, ext: str, num_points: int | None, seed: int, as_mesh: bool,
                          first_n: bool) -> np.ndarray:
+    if ext == ".ply":
+        _check_ply(p)
+        cloud = _read_ply_cloud(p)
+        if cloud is not None:
+            if len(cloud) == 0:
+                raise CanocapsInputError(f"{p}: file contains no points")
+            return subsample(cloud, num_points, seed, first_n)
     obj = _load_trimesh(p, ext)
     faces = getattr(obj, "faces", None)
     verts = getattr(obj, "vertices", None)

@@ -81,13 +81,25 @@ def resolve_device(device: Any = None) -> Any:
     return dev
 
 
-def load_pretrained(name: str | os.PathLike | None = None, device: Any = None) -> "CanonicalCapsules":
+#: (absolute path, mtime_ns, size, device) -> the model loaded from it (see :func:`load_pretrained`)
+_CACHE: dict[tuple[str, int, int, str], "CanonicalCapsules"] = {}
+
+
+def load_pretrained(name: str | os.PathLike | None = None, device: Any = None,
+                    cache: bool = True) -> "CanonicalCapsules":
     """Load shipped (or any saved) Canonical Capsules weights, in eval mode.
+
+    Weights are loaded once per process: calls with the same file (same path, modification
+    time and size) and device return **the same model object**, so ``canocaps.register(a, b)``
+    in a loop pays the load once. Inference (``canonicalize``, ``reconstruct``, the heads)
+    never changes it. To train or otherwise change the model, ask for a private copy
+    with ``cache=False`` (or ``copy.deepcopy`` the shared one).
 
     Args:
         name: weights name (default :data:`DEFAULT_WEIGHTS`, the model trained on the
             bundled procedural shapes) or a path to a ``.pt`` weights file.
         device: ``"cpu"``, ``"cuda"``, a ``torch.device``; None/"auto" picks CUDA if present.
+        cache: False loads a new model object (neither taken from nor put in the cache).
 
     Returns:
         :class:`canocaps.model.CanonicalCapsules` on ``device``; use ``model.canonicalize(points)``.
@@ -97,7 +109,15 @@ def load_pretrained(name: str | os.PathLike | None = None, device: Any = None) -
     """
     path = resolve_weights(name)  # before importing torch: a missing file fails fast
     dev = resolve_device(device)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, str(dev))
+    if cache and key in _CACHE:
+        return _CACHE[key]
     from canocaps.model import CanonicalCapsules
 
-    model = CanonicalCapsules.load(path, map_location=dev)
-    return model.to(dev).eval()
+    model = CanonicalCapsules.load(path, map_location=dev).to(dev).eval()
+    if cache:
+        for old in [k for k in _CACHE if k[0] == key[0] and k[3] == key[3]]:  # a rewritten file: drop the stale one
+            del _CACHE[old]
+        _CACHE[key] = model
+    return model

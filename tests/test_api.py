@@ -103,3 +103,84 @@ def test_register_on_cuda_matches_cpu(weights):
     gpu = canocaps.register(a, b, model=canocaps.load_pretrained(d / "tiny.pt", device="cuda"), refine=False)
     assert gpu.hypothesis == cpu.hypothesis
     np.testing.assert_allclose(gpu.transformation, cpu.transformation, atol=1e-3)
+
+
+# ----------------------------------------------------------------- every cloud form the README names (issue 15)
+def _forms(points: np.ndarray, tmp_path) -> dict:
+    """The same (N, 3) cloud in every form the README promises (numpy, torch, Open3D, trimesh, files)."""
+    import open3d as o3d
+    import trimesh
+
+    canocaps.write_points(tmp_path / "c.ply", points)
+    return {
+        "numpy float32": points,
+        "numpy float64": points.astype(np.float64),
+        "numpy float16": points.astype(np.float16),
+        "(1, N, 3) array": points[None],
+        "list of lists": points.tolist(),
+        "tuple of tuples": tuple(map(tuple, points.tolist())),
+        "trimesh TrackedArray": trimesh.caching.tracked_array(points),
+        "trimesh PointCloud": trimesh.PointCloud(points),
+        "torch float32": torch.as_tensor(points),
+        "torch float64 requires_grad": torch.as_tensor(points, dtype=torch.float64).requires_grad_(True),
+        "torch bfloat16": torch.as_tensor(points).to(torch.bfloat16),
+        "open3d PointCloud": o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64))),
+        "open3d.t PointCloud": o3d.t.geometry.PointCloud(o3d.core.Tensor(points)),
+        "path str": str(tmp_path / "c.ply"),
+        "pathlib.Path": tmp_path / "c.ply",
+    }
+
+
+def test_every_cloud_form_reads_as_the_same_points(tmp_path):
+    from canocaps.io import as_points
+
+    pts = cloud(300, 7)
+    for name, obj in _forms(pts, tmp_path).items():
+        got = as_points(obj, name)
+        assert got.shape == (300, 3) and got.dtype == np.float32, name
+        tol = 1e-2 if ("16" in name) else 1e-6
+        np.testing.assert_allclose(got, pts, atol=tol, err_msg=name)
+
+
+def test_register_takes_trimesh_vertices_and_surface_samples(weights):
+    """The issue's failing calls: canocaps.register(mesh.vertices, ...) and sample_surface output."""
+    import trimesh
+
+    d, _ = weights
+    model = canocaps.load_pretrained(d / "tiny.pt")
+    mesh = trimesh.creation.box(extents=(1.0, 0.5, 0.25)).subdivide().subdivide()
+    R = trimesh.transformations.rotation_matrix(0.7, [0, 0, 1])
+    moved = mesh.copy()
+    moved.apply_transform(R)
+    assert type(mesh.vertices).__name__ == "TrackedArray"
+    res = canocaps.register(mesh.vertices, moved.vertices, model=model)
+    assert res.transformation.shape == (4, 4) and res.fitness > 0.5
+    samples, _ = trimesh.sample.sample_surface(mesh, 400, seed=0)
+    res = canocaps.register(samples, moved, model=model)  # a sampled array onto a mesh object
+    assert res.transformation.shape == (4, 4) and res.quality in ("good", "doubtful")
+    from canocaps.io import DEFAULT_MESH_POINTS, as_points
+
+    assert as_points(moved).shape == (DEFAULT_MESH_POINTS, 3)  # a mesh object is sampled on its surface
+
+
+# ----------------------------------------------------------------- weights are loaded once (issue 15)
+def test_load_pretrained_returns_the_cached_model_until_the_file_changes(weights, tmp_path):
+    import os
+
+    d, net = weights
+    path = tmp_path / "w.pt"
+    net.save(path)
+    a = canocaps.load_pretrained(path, device="cpu")
+    assert canocaps.load_pretrained(path, device="cpu") is a  # same file, same device: the same object
+    assert canocaps.load_pretrained(str(path), device="cpu") is a
+    own = canocaps.load_pretrained(path, device="cpu", cache=False)
+    assert own is not a and canocaps.load_pretrained(path, device="cpu") is a
+    x = cloud(128, 0)
+    before = a.canonicalize(x).R
+    canocaps.register(x, x, model=a)  # inference leaves the shared model as it was
+    assert not a.training
+    torch.testing.assert_close(a.canonicalize(x).R, before)
+    net.save(path, force=True)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a rewritten file (new mtime): loaded again
+    assert canocaps.load_pretrained(path, device="cpu") is not a

@@ -24,11 +24,13 @@ PACKAGE = ROOT / "canocaps"
 #: layer -> the layers it may import (besides itself). A layer is the first component
 #: under ``canocaps`` (``canocaps.heads.registration`` -> ``heads``). Keep in step with
 #: the arrows in docs/CONTRIBUTING.md.
-FOUNDATION = {"errors", "_files", "_yaml", "_guard", "_resources"}
+FOUNDATION = {"errors", "_files", "_yaml", "_guard", "_resources", "_format", "_options"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_yaml": set(),
     "_resources": set(),
+    "_format": set(),
+    "_options": set(),
     "_files": {"errors"},
     "_guard": {"errors"},
     "ops": {"errors", "_files"},

@@ -250,3 +250,120 @@ def test_eval_data_folder_is_recognised_without_a_prefix(files, capsys, tmp_path
             "--weights", str(files / "tiny.pt")]
     assert main(args) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["shapes"] == 2
+# ----------------------------------------------------------------- issue 15: a newcomer's first hour
+def test_demo_runs_any_number_of_times_into_its_own_folder(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    args = ["demo", "--weights", str(files / "tiny.pt")]
+    assert main(args) == 0
+    png = tmp_path / "canocaps_demo" / "demo_registration.png"
+    first = png.stat()
+    out = capsys.readouterr()
+    assert "quality" in out.out and str(Path("canocaps_demo") / "demo_registration.png") in out.err
+    assert main(args) == 0, capsys.readouterr().err  # the second run replaces its own picture
+    second = png.stat()
+    assert second.st_size > 1000 and (second.st_ino, second.st_mtime_ns) != (first.st_ino, first.st_mtime_ns)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["canocaps_demo"]  # nothing else in the folder
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        r = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "canocaps_demo/demo_registration.png"])
+        assert r.returncode == 0, "canocaps_demo/ must be git-ignored"
+
+
+def test_register_says_when_it_is_doubtful_and_strict_exits_3(files, capsys, tmp_path):
+    from canocaps._guard import EXIT_DOUBTFUL
+
+    a = str(files / "a.ply")
+    b = tmp_path / "cube.xyz"  # another shape: no rigid motion puts A on it
+    write_points(b, np.random.default_rng(5).uniform(-1, 1, size=(600, 3)).astype(np.float32))
+    bad = ["register", a, str(b), "--method", "pca"]
+    assert main(bad) == 0  # without --strict a doubtful result is a result, said in the summary
+    out = capsys.readouterr().out
+    assert "quality DOUBTFUL" in out and "fitness" in out.splitlines()[-1]
+    assert main(bad + ["--strict"]) == EXIT_DOUBTFUL == 3
+    capsys.readouterr()
+    assert main(bad + ["--strict", "--json"]) == 3
+    cap = capsys.readouterr()
+    d = json.loads(cap.out)
+    assert d["quality"] == "doubtful" and d["quality_reasons"] and "DOUBTFUL" in cap.err
+    assert main(["register", a, a, "--method", "pca", "--strict"]) == 0  # a cloud onto itself: good
+    assert "quality good" in capsys.readouterr().out
+
+
+def _all_parsers() -> dict:
+    import importlib
+
+    from canocaps._options import subparsers_of
+    from canocaps.cli import build_parser
+
+    top = build_parser()
+    out = {p.prog: p for p in [top, *subparsers_of(top)]}
+    for name, builder in (("dni", "build_parser"), ("mechanics", "build_parser"), ("trajectories", "_parser")):
+        ext = getattr(importlib.import_module(f"canocaps.extras.{name}.cli"), builder)()
+        out.update({p.prog: p for p in [ext, *subparsers_of(ext)]})
+    return out
+
+
+def test_every_option_has_help_with_its_default_and_one_spelling():
+    import argparse
+
+    from canocaps._options import HelpFormatter
+
+    parsers = _all_parsers()
+    assert len(parsers) > 25
+    missing, spelling = [], []
+    for prog, p in parsers.items():
+        fmt = HelpFormatter(prog)
+        for a in p._actions:
+            if not a.option_strings or isinstance(a, (argparse._HelpAction, argparse._VersionAction,
+                                                      argparse._SubParsersAction)) or a.help == argparse.SUPPRESS:
+                continue
+            text = fmt._get_help_string(a) or ""
+            if not a.help or not ("default" in text.lower() or "required" in text.lower()):
+                missing.append(f"{prog} {'/'.join(a.option_strings)}")
+            if "--force" in a.option_strings and "-f" not in a.option_strings:
+                spelling.append(f"{prog} --force without -f")
+            if "--quiet" in a.option_strings and "--no-progress" not in a.option_strings:
+                spelling.append(f"{prog} --quiet without --no-progress")
+            if prog.startswith("canocaps ") and not prog.startswith("canocaps extras") and "--json" in a.option_strings \
+                    and a.nargs != 0:
+                spelling.append(f"{prog} --json takes a value (files are --json-out PATH)")
+    assert not missing, missing
+    assert not spelling, spelling
+
+
+@pytest.mark.parametrize("argv, usage", [
+    (["eval", "registration", "--bogus"], "usage: canocaps eval registration"),
+    (["register", "a.ply", "b.ply", "--bogus"], "usage: canocaps register"),
+    (["extras", "dni", "lstsq", "--out", "x", "--bogus"], "usage: canocaps extras dni lstsq"),
+    (["extras", "mechanics", "detect", "--bogus"], "usage: canocaps extras mechanics detect"),
+])
+def test_a_bad_flag_prints_the_subcommands_usage(argv, usage, capsys):
+    with pytest.raises(SystemExit) as ei:
+        code = main(argv)
+        raise SystemExit(code)  # the extras return 2 after argparse printed
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage) and "unrecognized arguments: --bogus" in err and "Traceback" not in err
+
+
+def test_show_with_png_names_the_picture_when_there_is_no_display(files, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    png = files / "shown.png"
+    args = ["register", str(files / "a.ply"), str(files / "b.ply"), "--method", "pca", "--show", "--png", str(png), "-f"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert png.is_file() and f"the picture is in {png}" in err and "use --png" not in err
+    assert main(args[:-3]) == 0  # --show alone: the hint to use --png
+    assert "use --png FILE" in capsys.readouterr().err
+
+
+def test_eval_on_a_plain_folder_uses_every_file(files, capsys, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(3):
+        write_points(folder / f"s{i}.xyz", cloud(300, 10 + i))
+    args = ["eval", "reconstruction", "--data", str(folder), "--json", "--no-progress", "--weights", str(files / "tiny.pt")]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["shapes"] == 3 and "no test/ sub-folder" in cap.err

@@ -56,7 +56,7 @@ def test_reconstruct_metric_follows_the_official_convention(tiny):
     assert res.chamfer == pytest.approx(naive_chamfer(res.canonical_input, res.reconstruction), rel=1e-4)
     back = res.reconstruction_in_input_frame()
     # moving the canonical input back must land on input points (units restored)
-    Ti = np.linalg.inv(res.transform)
+    Ti = np.linalg.inv(res.similarity)  # input units -> normalised canonical frame, scale included
     moved = res.canonical_input.astype(np.float64) @ Ti[:3, :3].T + Ti[:3, 3]
     d = ((moved[:, None] - pts[None]) ** 2).sum(-1).min(1)
     assert d.max() < 1e-6
@@ -119,11 +119,11 @@ class RandomFrames:
     """A canonicaliser that ignores its input: the worst possible stability."""
 
     def canonicalize(self, points):
-        from canocaps.heads.baselines import PCACanonical
+        from canocaps.model.results import CanonicalizationResult
 
         B = points.shape[0]
         R = torch.as_tensor(random_rotations(B, seed=int(points.shape[1])))
-        return PCACanonical(points.double() @ R.transpose(-1, -2), R, torch.zeros(B, 3, dtype=torch.float64))
+        return CanonicalizationResult(points.double() @ R.transpose(-1, -2), R, torch.zeros(B, 3, dtype=torch.float64))
 
 
 def test_stability_spread_separates_stable_from_random():

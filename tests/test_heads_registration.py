@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from canocaps.errors import CanocapsInputError
-from canocaps.heads.baselines import PCACanonical, PCACanonicalizer, fpfh_ransac_icp
+from canocaps.heads.baselines import PCACanonicalizer, fpfh_ransac_icp
+from canocaps.model.results import CanonicalizationResult
 from canocaps.heads.registration import pca_register
 from canocaps.heads.registration import (
     benchmark_registration,
@@ -60,12 +61,12 @@ class FlipSecond:
 
     num_capsules = 3
 
-    def canonicalize(self, points: torch.Tensor) -> PCACanonical:
+    def canonicalize(self, points: torch.Tensor) -> CanonicalizationResult:
         res = PCACanonicalizer().canonicalize(points)
         F = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=res.R.dtype))
         R, t = res.R.clone(), res.t.clone()
         R[1], t[1] = F @ R[1], F @ t[1]
-        return PCACanonical(points @ R.transpose(-1, -2).float() + t[:, None].float(), R, t)
+        return CanonicalizationResult(points @ R.transpose(-1, -2).float() + t[:, None].float(), R, t)
 
 
 class CapsuleOracle:
@@ -74,14 +75,14 @@ class CapsuleOracle:
 
     num_capsules = 6
 
-    def canonicalize(self, points: torch.Tensor) -> PCACanonical:
+    def canonicalize(self, points: torch.Tensor) -> CanonicalizationResult:
         B, K = points.shape[0], self.num_capsules
         kp = points[:, :K].double().clone()
         desc = torch.eye(K, dtype=torch.float64).expand(B, K, K).clone()
         perm = torch.tensor([3, 0, 5, 1, 4, 2])
         kp[1], desc[1] = kp[1][perm], desc[1][perm]
         R = torch.stack([torch.eye(3, dtype=torch.float64), torch.diag(torch.tensor([1.0, -1.0, -1.0]))])[:B]
-        res = PCACanonical(points, R, torch.zeros(B, 3, dtype=torch.float64))
+        res = CanonicalizationResult(points, R, torch.zeros(B, 3, dtype=torch.float64))
         res.keypoints, res.descriptors = kp, desc
         return res
 
@@ -274,12 +275,12 @@ class SwapSecond:
 
     num_capsules = 3
 
-    def canonicalize(self, points: torch.Tensor) -> PCACanonical:
+    def canonicalize(self, points: torch.Tensor) -> CanonicalizationResult:
         res = PCACanonicalizer().canonicalize(points)
         S = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=res.R.dtype)
         R, t = res.R.clone(), res.t.clone()
         R[1], t[1] = S @ R[1], S @ t[1]
-        return PCACanonical(points @ R.transpose(-1, -2).float() + t[:, None].float(), R, t)
+        return CanonicalizationResult(points @ R.transpose(-1, -2).float() + t[:, None].float(), R, t)
 
 
 def test_swap_hypotheses_fix_exchanged_axes(pair):

@@ -374,3 +374,19 @@ def test_changed_monitor_resets_best_score_on_resume(tmp_path):
     other = Trainer(config(max_steps=6, monitor="val/loss", monitor_mode="max"), out_dir=tmp_path)
     other._restore(LinearRegression(), True)
     assert other.best_score is None
+
+
+def test_progress_bar_counts_to_max_steps_not_to_the_epochs():
+    """Issue 15: with max_steps the bar says where the run really ends (not 'epoch 1/1000')."""
+    from types import SimpleNamespace as NS
+
+    from canocaps.train.callbacks import ProgressBar
+
+    def at(step: int, batch: int, epoch: int, max_steps: int | None) -> tuple:
+        return ProgressBar.extent(NS(steps_per_epoch=100, config=NS(epochs=1000, max_steps=max_steps),
+                                     global_step=step, batch_in_epoch=batch, epoch=epoch))
+
+    assert at(0, 0, 0, 20) == (20, 1)  # 20 steps of the first epoch, and that epoch is the last
+    assert at(230, 30, 2, 250) == (50, 3)  # resumed mid-epoch: 20 steps left, bar ends at batch 50
+    assert at(0, 0, 0, 350) == (100, 4)
+    assert at(230, 30, 2, None) == (100, 1000)  # no max_steps: whole epochs, all of them

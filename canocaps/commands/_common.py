@@ -18,11 +18,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="NAME|PATH", default=None,
                    help="weights name (in $CANOCAPS_WEIGHTS_DIR or the shipped ones) or a .pt path "
                         "(default: the shipped canocaps_procedural_cpu)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto (default: auto)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto: CUDA when there is one (default: auto)")
 
 
 def add_force(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing output files (default: off)")
 
 
 def load_model(args: argparse.Namespace) -> Any:

@@ -11,12 +11,14 @@ HELP = "move a cloud into its learned canonical pose (and show its capsules)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="cloud or mesh file")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the canonical cloud (input units) here")
-    p.add_argument("--json", action="store_true", help="print R, t, transform and keypoints as JSON")
-    p.add_argument("--png", metavar="PNG", help="save a picture: input and canonical pose")
-    p.add_argument("--capsules-png", metavar="PNG", help="save a picture of the capsules")
-    p.add_argument("--show", action="store_true", help="open the Open3D viewer on the capsules")
+    p.add_argument("input", help="cloud or mesh file (.ply .pcd .xyz .pts .txt .npy .npz .obj .off .stl)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the canonical cloud (input units) here (default: none)")
+    p.add_argument("--json", action="store_true", help="print R, t, transform and keypoints as JSON (default: text)")
+    p.add_argument("--png", metavar="PNG", help="save a picture: input and canonical pose (default: none)")
+    p.add_argument("--capsules-png", metavar="PNG", help="save a picture of the capsules (default: none)")
+    p.add_argument("--show", action="store_true",
+                   help="open the Open3D viewer on the capsules (default: off; --capsules-png writes the same "
+                        "picture headless)")
     add_model_args(p)
     add_force(p)
 
@@ -29,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
 
     pts = as_points(args.input, args.input)
     res = canonicalize_cloud(pts, load_model(args), name=args.input)
+    if res.sample_points is not None and len(res.sample_points) < len(pts):
+        info(f"canocaps canonicalize: the network saw {len(res.sample_points)} of the {len(pts)} points "
+             "(a seeded subsample: the model's training N); the pose moves every point")
     if args.output:
         from canocaps.io import write_points
 
@@ -51,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
     if args.show and res.assignment is not None:
         from canocaps.viz import show_capsules
 
-        show_capsules(res.sample_points, res.assignment, res.keypoints)
+        show_capsules(res.sample_points, res.assignment, res.keypoints, written=args.capsules_png)
     return 0

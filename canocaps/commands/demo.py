@@ -7,9 +7,12 @@ from pathlib import Path
 from canocaps.commands._common import add_force, add_model_args, check_outputs, info, load_model, print_json
 
 NAME = "demo"
-HELP = "register the bundled demo pair (data/demo) and save demo_registration.png"
+HELP = ("register the bundled demo pair (data/demo) and save a picture in ./canocaps_demo/ "
+        "(runs any number of times: it replaces its own picture there)")
 
 PNG_NAME = "demo_registration.png"
+#: the demo's own run folder (in the current directory; git-ignored in the repository)
+RUN_DIR = "canocaps_demo"
 
 
 def demo_dir() -> Path:
@@ -20,9 +23,11 @@ def demo_dir() -> Path:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out-dir", default=".", help="folder for demo_registration.png (default: .)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--show", action="store_true", help="open the Open3D viewer as well")
+    p.add_argument("--out-dir", default=None, metavar="DIR",
+                   help=f"folder for {PNG_NAME} (default: ./{RUN_DIR}/, the demo's own folder, where each run "
+                        "replaces the last picture; in any other folder an existing picture needs --force)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (default: text)")
+    p.add_argument("--show", action="store_true", help="open the Open3D viewer as well (default: off)")
     add_model_args(p)
     add_force(p)
 
@@ -37,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
     for f in (a_path, b_path, gt_path):
         if not f.is_file():
             raise CanocapsInputError(f"demo data missing: {f} (it ships in canocaps/resources/data/demo; is $CANOCAPS_DATA_DIR set elsewhere?)")
-    png = Path(args.out_dir) / PNG_NAME
-    check_outputs(args.force, png)
+    own = args.out_dir is None  # the demo's own folder: it replaces its own picture
+    force = args.force or own
+    png = Path(RUN_DIR if own else args.out_dir) / PNG_NAME
+    check_outputs(force, png)
+    if own:
+        png.parent.mkdir(parents=True, exist_ok=True)
     try:
         T_gt = np.loadtxt(gt_path).reshape(4, 4)
     except ValueError as exc:
@@ -53,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     moved = res.apply(a)
     from canocaps.viz import save_registration_png
 
-    save_registration_png(a, b, moved, png, force=args.force,
+    save_registration_png(a, b, moved, png, force=force,
                           title=f"canocaps demo: RRE {err['rre_deg']:.2f} deg, RTE {err['rte']:.4f}")
     if args.json:
         print_json({**res.to_dict(), **err, "png": str(png)})
@@ -66,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         from canocaps.viz import show_registration
 
-        show_registration(a, b, moved)
+        show_registration(a, b, moved, written=png)
     return 0

@@ -29,10 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for task in TASKS:
         q = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task])
         q.add_argument("--data", default="procedural",
-                       help="procedural (default, bundled), NAME:ROOT (e.g. modelnet40:/data/modelnet40), "
-                            "or a path: a folder of cloud/mesh files or a converted .h5")
+                       help="procedural (bundled), NAME:ROOT (e.g. modelnet40:/data/modelnet40), or a path: a "
+                            "converted .h5 or a folder of cloud/mesh files (its test/ sub-folder when it has one, "
+                            "else every file in it; classification needs train/ and test/) (default: procedural)")
         q.add_argument("--limit", type=int, default=None,
-                       help="use this many shapes per split, spread evenly over it (quick runs)")
+                       help="use this many shapes per split, spread evenly over it (quick runs) (default: all)")
         q.add_argument("--num-points", type=int, default=None,
                        help="points per shape (default: 1024 for registration pairs, else the model's "
                             "training N)")
@@ -40,36 +41,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="procedural data only: shapes per class (default: the dataset's)")
         q.add_argument("--json-out", metavar="PATH",
                        help="write the full results as JSON (registration: an interrupted run resumes "
-                            "from PATH.partial.jsonl)")
-        q.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+                            "from PATH.partial.jsonl) (default: none)")
+        q.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table (default: off)")
+        q.add_argument("--seed", type=int, default=0,
+                       help="seed of the random parts: classification's k-means and SVM, stability's copies, "
+                            "equivariance's pairs (registration pairs use the fixed test transforms)")
+        q.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (default: shown)")
         add_model_args(q)
         add_force(q)
         if task == "registration":
             q.add_argument("--methods", default="canocaps,fpfh,pca",
                            help="comma-separated from canocaps, fpfh, pca (default: all three)")
-            q.add_argument("--icp", choices=("point_to_plane", "point_to_point"), default="point_to_plane")
-            q.add_argument("--no-refine", dest="refine", action="store_false", help="skip ICP")
-            q.add_argument("--rre-max", type=float, default=5.0, help="recall threshold on RRE, degrees (5)")
-            q.add_argument("--rte-max", type=float, default=0.05, help="recall threshold on RTE (0.05)")
+            q.add_argument("--icp", choices=("point_to_plane", "point_to_point"), default="point_to_plane",
+                           help="ICP error metric of every method's refinement")
+            q.add_argument("--no-refine", dest="refine", action="store_false", help="skip ICP (default: refine)")
+            q.add_argument("--rre-max", type=float, default=5.0, help="recall threshold on RRE, degrees")
+            q.add_argument("--rte-max", type=float, default=0.05,
+                           help="recall threshold on RTE (shapes in the unit sphere)")
             q.add_argument("--conditions", default="clean",
                            help="comma-separated degradations of each sample: clean, noisy (sigma 0.01 + 5%% "
-                                "outliers), partial (70%% half-space crop), sparse (512 points); default clean")
+                                "outliers), partial (70%% half-space crop), sparse (512 points)")
         if task == "stability":
-            q.add_argument("--num-copies", type=int, default=16, help="rotated copies per shape (16)")
-            q.add_argument("--num-shapes", type=int, default=20, help="shapes (20); --limit overrides")
+            q.add_argument("--num-copies", type=int, default=16, help="rotated copies per shape")
+            q.add_argument("--num-shapes", type=int, default=20, help="shapes; --limit overrides")
             q.add_argument("--same-points", dest="resample", action="store_false",
                            help="rotate the very same points (default: each copy is an independent "
                                 "subset of the shape's 2048 stored surface samples)")
         if task == "equivariance":
             q.add_argument("--split", default="test", help="data split (default: test)")
-            q.add_argument("--batch-size", type=int, default=16)
-            q.add_argument("--max-angle-deg", type=float, default=180.0, help="rotation limit of the pairs (180)")
-            q.add_argument("--max-translation", type=float, default=0.2, help="translation bound of the pairs (0.2)")
+            q.add_argument("--batch-size", type=int, default=16, help="shapes per forward pass")
+            q.add_argument("--max-angle-deg", type=float, default=180.0, help="rotation limit of the pairs, degrees")
+            q.add_argument("--max-translation", type=float, default=0.2, help="translation bound of the pairs")
             q.add_argument("--resample-views", action="store_true",
                            help="view 2 is an independent sample of the surface (like two scans), "
-                                "not view 1's points")
+                                "not view 1's points (default: off)")
 
 
 def registration_table(summary: dict[str, dict[str, Any]]) -> str:
@@ -77,6 +82,19 @@ def registration_table(summary: dict[str, dict[str, Any]]) -> str:
             for m, s in summary.items()]
     return format_table(["method", "pairs", "recall", "median RRE (deg)", "median RTE", "mean RMSE",
                          "time/pair (s)"], rows)
+
+
+def eval_split(data: str) -> str | None:
+    """The split to evaluate: ``"test"``, or None (every file) for a folder without a ``test/`` sub-folder."""
+    from pathlib import Path
+
+    root = Path(data)
+    if ":" not in data and root.is_dir() and not (root / "test").is_dir():
+        from canocaps.commands._common import info
+
+        info(f"canocaps eval: {data} has no test/ sub-folder: evaluating every file in it")
+        return None
+    return "test"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.num_points is None:
         args.num_points = 1024 if args.task == "registration" else int(model.config.num_points)
     result["num_points"] = args.num_points
+    split = eval_split(args.data) if args.task in ("registration", "reconstruction", "stability") else "test"
     if args.task == "registration":
         from canocaps.heads.registration import benchmark_registration, make_test_pairs, registration_methods
 
@@ -98,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         methods = registration_methods(names, model, refine=args.refine, icp_method=args.icp)
         conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
         pairs = [p for c in conditions
-                 for p in make_test_pairs(args.data, "test", args.num_points, args.limit, condition=c, **dkw)]
+                 for p in make_test_pairs(args.data, split, args.num_points, args.limit, condition=c, **dkw)]
         if args.json_out:  # per-pair records land here as measured; a rerun resumes from them
             from pathlib import Path
 
@@ -111,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.task == "reconstruction":
         from canocaps.heads.reconstruction import evaluate_reconstruction
 
-        out = evaluate_reconstruction(model, args.data, "test", args.num_points, args.limit,
+        out = evaluate_reconstruction(model, args.data, split, args.num_points, args.limit,
                                       progress=args.progress, dataset_kwargs=dkw)
         result.update(out)
         summary = {k: v for k, v in out.items() if k != "per_shape"}
@@ -159,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         from canocaps.heads.stability import evaluate_stability
 
         n = args.limit if args.limit is not None else args.num_shapes
-        rs = evaluate_stability(model, args.data, "test", args.num_points, n, args.num_copies,
+        rs = evaluate_stability(model, args.data, split, args.num_points, n, args.num_copies,
                                 seed=args.seed, progress=args.progress, resample=args.resample, dataset_kwargs=dkw)
         summary = {r.method: {"chamfer": r.chamfer, "rre_deg": r.rre_deg} for r in rs}
         result["results"] = [r.to_dict() for r in rs]

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run folder written by canocaps train")
     p.add_argument("-o", "--output", metavar="PNG", help="picture path (default: RUN_DIR/curves.png)")
     p.add_argument("--mark", action="append", default=[], metavar="STEP=LABEL",
-                   help="a labelled vertical line at STEP on every panel, e.g. --mark '17000=lr 1e-4' (repeatable)")
+                   help="a labelled vertical line at STEP on every panel, e.g. --mark '17000=lr 1e-4' (repeatable; default: none)")
     add_force(p)
 
 

@@ -11,13 +11,14 @@ HELP = "decode a cloud from its canonical capsules; prints the Chamfer distance"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="cloud or mesh file")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the reconstruction here")
+    p.add_argument("input", help="cloud or mesh file (.ply .pcd .xyz .pts .txt .npy .npz .obj .off .stl); the network "
+                                 "sees the model's training number of points of it (a seeded subsample)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the reconstruction here (default: none)")
     p.add_argument("--frame", choices=("input", "canonical"), default="input",
-                   help="frame of the written reconstruction: the input's (input units, default) "
-                        "or the normalised canonical frame")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--png", metavar="PNG", help="save a picture: canonical input vs reconstruction")
+                   help="frame of the written reconstruction: the input's (input units) "
+                        "or the normalised canonical frame (default: input)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (default: text)")
+    p.add_argument("--png", metavar="PNG", help="save a picture: canonical input vs reconstruction (default: none)")
     add_model_args(p)
     add_force(p)
 
@@ -40,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"input": args.input, **res.to_dict()})
     else:
+        n_seen = res.canonical_input.shape[0]
+        seen = (f"input {n_seen} pts (a seeded subsample of its {res.num_input_points}: the model's training N)"
+                if res.subsampled else f"input {n_seen} pts")
         print(f"chamfer {res.chamfer:.6g} ({res.convention}; unit-sphere normalised)  "
-              f"input {res.canonical_input.shape[0]} pts  reconstruction {res.reconstruction.shape[0]} pts")
+              f"{seen}  reconstruction {res.reconstruction.shape[0]} pts")
     for path in (args.output, args.png):
         if path:
             info(f"wrote {path}")

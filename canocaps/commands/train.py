@@ -11,13 +11,16 @@ HELP = "train Canonical Capsules from a run config, or resume a run"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="run config: a YAML path or a bundled name (capsules_cpu, capsules_paper)")
-    p.add_argument("--out", help="run folder (run.yaml, metrics.csv, last.pt, best.pt, model.pt)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    p.add_argument("--config", help="run config: a YAML path or a bundled name (capsules_cpu, capsules_paper) "
+                                    "(required unless --resume)")
+    p.add_argument("-o", "--out", help="run folder (run.yaml, metrics.csv, last.pt, best.pt, model.pt) "
+                                       "(required with --config)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last.pt (default: start a new run)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set train.max_steps=100 (repeatable)")
     p.add_argument("-f", "--force", action="store_true", help="restart the run that --out holds (its checkpoints "
-                                                              "and metrics are removed)")
+                                                              "and metrics are removed) (default: off)")
 
 
 def resolve_config(name: str) -> Path:

@@ -8,6 +8,8 @@ Importing this package is cheap (numpy only); torch/Open3D/scikit-learn load on 
 """
 from __future__ import annotations
 
+from typing import Any
+
 from canocaps.heads.baselines import PCACanonicalizer, fpfh_ransac_icp
 from canocaps.heads.canonical import canonicalize_cloud
 from canocaps.heads.classification import capsule_features, evaluate_classification, kmeans_accuracy, svm_accuracy
@@ -20,15 +22,16 @@ from canocaps.heads.registration import (
     registration_errors,
     summarize_registration,
 )
-from canocaps.heads.results import (
-    CanonicalizationResult,
-    ClassificationResult,
-    HypothesisScore,
-    ReconstructionResult,
-    RegistrationResult,
-    StabilityResult,
-)
+from canocaps.heads.results import ClassificationResult, HypothesisScore, RegistrationResult, StabilityResult
 from canocaps.heads.stability import canonical_spread, evaluate_stability
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("CanonicalizationResult", "ReconstructionResult"):  # the model's classes: loaded on first use
+        from canocaps.model import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "canonicalize_cloud", "CanonicalizationResult",

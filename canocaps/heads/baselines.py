@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,29 +22,12 @@ from canocaps.io import as_points, subsample, unit_sphere
 __all__ = ["PCACanonical", "PCACanonicalizer", "fpfh_ransac_icp"]
 
 
-@dataclass
-class PCACanonical:
-    """Output of :meth:`PCACanonicalizer.canonicalize` (fields as in the model's result).
+def __getattr__(name: str) -> Any:
+    if name == "PCACanonical":  # the old name of the PCA result: the one canonicalisation result class
+        from canocaps.model.results import CanonicalizationResult
 
-    ``canonical_points`` ``(B, N, 3)``, ``R`` ``(B, 3, 3)``, ``t`` ``(B, 3)`` with
-    ``canonical = points @ R^T + t``; no capsules (keypoints/descriptors are None).
-    """
-
-    canonical_points: Any
-    R: Any
-    t: Any
-    keypoints: Any = None
-    descriptors: Any = None
-
-    @property
-    def transform(self) -> Any:
-        import torch
-
-        T = torch.zeros(self.R.shape[:-2] + (4, 4), dtype=self.R.dtype, device=self.R.device)
-        T[..., :3, :3] = self.R
-        T[..., :3, 3] = self.t
-        T[..., 3, 3] = 1
-        return T
+        return CanonicalizationResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PCACanonicalizer:
@@ -53,17 +35,20 @@ class PCACanonicalizer:
 
     num_capsules = 3  # needs 3 points for a covariance; there are no capsules
 
-    def canonicalize(self, points: Any) -> PCACanonical:
-        """``points`` ``(B, N, 3)`` or ``(N, 3)`` tensor/array -> :class:`PCACanonical`."""
+    def canonicalize(self, points: Any) -> Any:
+        """``points`` ``(B, N, 3)`` or ``(N, 3)`` tensor/array -> a
+        :class:`~canocaps.model.results.CanonicalizationResult` (float64 tensors; no capsules:
+        keypoints and descriptors are None), ``canonical = points @ R^T + t``."""
         import torch
 
         from canocaps.geometry import pca_frame
+        from canocaps.model.results import CanonicalizationResult
 
         x = torch.as_tensor(np.asarray(points) if not isinstance(points, torch.Tensor) else points)
         x = x.to(torch.float64)
         R, t = pca_frame(x)
         canon = x @ R.transpose(-1, -2) + t.unsqueeze(-2)
-        return PCACanonical(canonical_points=canon, R=R, t=t)
+        return CanonicalizationResult(canonical_points=canon, R=R, t=t)
 
     def __repr__(self) -> str:
         return "PCACanonicalizer()"

@@ -19,15 +19,58 @@ scaling and the transforms back to input units are float64; only the network's i
 """
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from canocaps.io import subsample, unit_sphere
 
 __all__ = ["CanonicalFrame", "NetworkInput", "resolve_model", "model_device", "min_points_of", "network_points",
-           "prepare_inputs", "canonicalize_in_input_units"]
+           "prepare_inputs", "canonicalize_in_input_units", "inference_threads", "SMALL_CLOUD_POINTS",
+           "THREADS_ENV"]
+
+#: batches of at most this many points in all run the network on one torch thread (see inference_threads)
+SMALL_CLOUD_POINTS = 32768
+#: ``CANOCAPS_INFERENCE_THREADS=N`` fixes the torch threads of inference (``0``: leave torch's own setting)
+THREADS_ENV = "CANOCAPS_INFERENCE_THREADS"
+
+
+@contextmanager
+def inference_threads(num_points: int) -> Iterator[int]:
+    """Run the enclosed inference on the thread count chosen for ``num_points`` points; restore after.
+
+    Small inputs (at most :data:`SMALL_CLOUD_POINTS` points in the whole batch) use one
+    torch thread: for them the threads' start-up and synchronisation cost more than they
+    save (measured, ``tools/bench_threads.py``). Larger inputs keep torch's setting.
+    ``$CANOCAPS_INFERENCE_THREADS`` overrides: ``N`` threads for every input, ``0`` torch's
+    own setting. Yields the thread count used. Only torch's intra-op threads change
+    (Open3D's ICP keeps its OpenMP threads; ``OMP_NUM_THREADS`` sets those).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    env = os.environ.get(THREADS_ENV, "").strip()
+    want = before
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            from canocaps.errors import CanocapsInputError
+
+            raise CanocapsInputError(f"${THREADS_ENV}={env!r}: expected a whole number of threads (0: torch's own)") from None
+        want = n if n > 0 else before
+    elif num_points <= SMALL_CLOUD_POINTS:
+        want = 1
+    if want != before:
+        torch.set_num_threads(want)
+    try:
+        yield want
+    finally:
+        if want != before:
+            torch.set_num_threads(before)
 
 
 def resolve_model(model: Any = None, device: Any = None) -> Any:
@@ -148,7 +191,7 @@ def _run(model: Any, xs: Sequence[np.ndarray]) -> list[tuple[Any, ...]]:
     if was_training:
         model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), inference_threads(sum(int(x.shape[0]) for x in xs)):
             groups = [list(range(len(xs)))] if len({x.shape[0] for x in xs}) == 1 else [[i] for i in range(len(xs))]
             out: list[tuple[Any, ...]] = [()] * len(xs)
             for idx in groups:

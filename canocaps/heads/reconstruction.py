@@ -8,17 +8,21 @@ scaled by their radius before encoding).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from canocaps.heads._data import batched, dataset_arrays, test_transforms
-from canocaps.heads.frames import min_points_of, model_device, network_points, prepare_inputs, resolve_model
-from canocaps.heads.results import ReconstructionResult
+from canocaps.heads.frames import (inference_threads, min_points_of, model_device, network_points, prepare_inputs,
+                                   resolve_model)
 from canocaps.io import as_points
+
+if TYPE_CHECKING:
+    from canocaps.model.results import ReconstructionResult
 
 __all__ = ["CHAMFER_CONVENTION", "reconstruct", "evaluate_reconstruction"]
 
+#: the official Chamfer convention (the same string as :data:`canocaps.model.results.CHAMFER_CONVENTION`)
 CHAMFER_CONVENTION = "squared, mean per direction, directions summed"
 
 
@@ -40,18 +44,24 @@ def reconstruct(points: Any, model: Any = None, *, num_points: int | None = None
         seed: subsampling seed.
 
     Returns:
-        :class:`ReconstructionResult` in the normalised canonical frame; its
-        ``transform`` is the similarity (input units -> normalised canonical frame),
-        so ``reconstruction_in_input_frame()`` is in the input's units.
+        :class:`~canocaps.model.results.ReconstructionResult` (numpy): ``canonical`` the
+        decoded cloud and ``canonical_input`` the network's subsample, both in the
+        normalised canonical frame; ``points`` the decoded cloud in the input's frame and
+        units; ``transform`` the rigid pose (network units), ``similarity`` input units ->
+        canonical frame (with ``scale``); ``num_input`` of the input's points were fed to
+        the network (the model's training N: a larger cloud is subsampled, seeded).
     """
     import torch
+
+    from canocaps.model.results import ReconstructionResult
 
     model = resolve_model(model, device)
     p = as_points(points, points if isinstance(points, str) else "points", min_points=min_points_of(model), seed=seed,
                   dtype=np.float64, pose=True)
     (inp,) = prepare_inputs([p], network_points(model, num_points), [seed])
     xt = torch.as_tensor(inp.x[None], device=model_device(model))
-    rec = model.reconstruct(xt)
+    with inference_threads(int(xt.shape[1])):
+        rec = model.reconstruct(xt)
     R, t = rec.R[0].double().cpu(), rec.t[0].double().cpu()
     canon_in = xt[0].double().cpu() @ R.T + t
     decoded = rec.canonical[0].double().cpu()
@@ -60,9 +70,14 @@ def reconstruct(points: Any, model: Any = None, *, num_points: int | None = None
     T = np.eye(4)
     T[:3, :3] = R.numpy()
     T[:3, 3] = t.numpy()
-    return ReconstructionResult(canonical_input=canon_in.numpy().astype(np.float32),
-                                reconstruction=decoded.numpy().astype(np.float32), transform=T @ D,
-                                chamfer=cd, convention=CHAMFER_CONVENTION)
+    Ti = np.linalg.inv(T @ D)  # normalised canonical frame -> input units
+    dec = decoded.numpy()
+    return ReconstructionResult(canonical=dec.astype(np.float32),
+                                points=(dec @ Ti[:3, :3].T + Ti[:3, 3]).astype(np.float32),
+                                R=T[:3, :3].copy(), t=T[:3, 3].copy(),
+                                canonical_input=canon_in.numpy().astype(np.float32), chamfer=cd,
+                                convention=CHAMFER_CONVENTION, scale=float(inp.scale), normalising=D,
+                                num_input_points=len(p))
 
 
 def evaluate_reconstruction(model: Any, data: str = "procedural", split: str = "test", num_points: int = 1024,

@@ -1,8 +1,13 @@
 """Typed results of the heads: plain dataclasses of numpy arrays and floats.
 
-Each result has ``to_dict()`` (JSON-ready: lists and floats) and, where it holds
-point clouds or a transform, ``to_open3d()``. Transforms are 4x4 homogeneous
+Each result prints a short summary (``repr``: shapes, rotations as an angle about an
+axis, the key figures), has ``to_dict()`` (JSON-ready: lists and floats) and, where it
+holds point clouds or a transform, ``to_open3d()``. Transforms are 4x4 homogeneous
 float64 matrices acting on column vectors: ``y = R @ x + t``.
+
+:class:`CanonicalizationResult` and :class:`ReconstructionResult` are the model's own
+result classes (:mod:`canocaps.model.results`; one concept, one class), exported here
+too; they load on first use so that importing the heads stays cheap (numpy only).
 """
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from canocaps._format import format_matrix, format_rotation, format_vector
+from canocaps.heads.quality import assess_registration
 
 __all__ = [
     "HypothesisScore",
@@ -20,10 +28,15 @@ __all__ = [
     "CanonicalizationResult",
 ]
 
+_MODEL_RESULTS = ("CanonicalizationResult", "ReconstructionResult")
 
-def _fmt_matrix(T: np.ndarray, indent: str = "  ") -> str:
-    rows = ["[" + "  ".join(f"{v: .6f}" for v in row) + "]" for row in np.asarray(T)]
-    return "\n".join(indent + r for r in rows)
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL_RESULTS:  # the model's classes, imported on first use (torch-free module, heavy package)
+        from canocaps.model import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -49,6 +62,11 @@ class HypothesisScore:
         return {"name": self.name, "fitness": float(self.fitness), "inlier_rmse": float(self.inlier_rmse),
                 "transform": np.asarray(self.transformation).tolist()}
 
+    def __repr__(self) -> str:
+        T = np.asarray(self.transformation)
+        return (f"HypothesisScore({self.name!r}, fitness {self.fitness:.4f}, inlier_rmse {self.inlier_rmse:.4g}, "
+                f"R {format_rotation(T[:3, :3])}, t {format_vector(T[:3, 3])})")
+
 
 @dataclass
 class RegistrationResult:
@@ -66,6 +84,10 @@ class RegistrationResult:
         refined: whether ICP refinement ran.
         max_correspondence_distance: the inlier threshold used (input units).
         candidates: every hypothesis tried, best first.
+        quality: ``"good"`` or ``"doubtful"``: the verdict of
+            :func:`canocaps.heads.quality.assess_registration` on fitness and inlier RMSE
+            (thresholds calibrated on benchmark records; computed when not given).
+        quality_reasons: why a result is doubtful (empty when good).
     """
 
     transformation: np.ndarray
@@ -77,6 +99,18 @@ class RegistrationResult:
     refined: bool = True
     max_correspondence_distance: float = float("nan")
     candidates: list[HypothesisScore] = field(default_factory=list)
+    quality: str | None = None
+    quality_reasons: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.quality is None:
+            self.quality, self.quality_reasons = assess_registration(
+                float(self.fitness), float(self.inlier_rmse), float(self.max_correspondence_distance))
+
+    @property
+    def doubtful(self) -> bool:
+        """True when the quality verdict is not ``"good"``."""
+        return self.quality != "good"
 
     @property
     def rotation(self) -> np.ndarray:
@@ -98,7 +132,7 @@ class RegistrationResult:
         return (p @ self.rotation.T + self.translation).astype(np.asarray(points).dtype, copy=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: ``transform`` (4x4 list) and the quality figures."""
+        """JSON-ready dict: ``transform`` (4x4 list), the quality figures and the verdict."""
         return {
             "transform": np.asarray(self.transformation, dtype=np.float64).tolist(),
             "fitness": float(self.fitness),
@@ -108,6 +142,8 @@ class RegistrationResult:
             "time_s": float(self.time_s),
             "refined": bool(self.refined),
             "max_correspondence_distance": float(self.max_correspondence_distance),
+            "quality": self.quality,
+            "quality_reasons": list(self.quality_reasons),
             "candidates": [{k: v for k, v in c.to_dict().items() if k != "transform"} for c in self.candidates],
         }
 
@@ -122,61 +158,26 @@ class RegistrationResult:
         r.correspondence_set = o3d.utility.Vector2iVector(np.asarray(self.correspondence_set, dtype=np.int32).reshape(-1, 2))
         return r
 
+    def verdict(self) -> str:
+        """One line: ``quality good`` or ``quality DOUBTFUL: reason; reason``."""
+        if not self.doubtful:
+            return f"quality {self.quality}"
+        why = "; ".join(self.quality_reasons) or "no reason recorded"
+        return f"quality {str(self.quality).upper()}: {why} (check the result before using it)"
+
     def summary(self) -> str:
         """Human-readable multi-line summary (what ``canocaps register`` prints)."""
-        return (f"transform (maps A onto B):\n{_fmt_matrix(self.transformation)}\n"
+        return (f"transform (maps A onto B):\n{format_matrix(self.transformation)}\n"
                 f"fitness {self.fitness:.4f}  inlier_rmse {self.inlier_rmse:.6f}  "
                 f"correspondences {self.num_correspondences}  hypothesis {self.hypothesis}  "
-                f"refined {'yes' if self.refined else 'no'}  time {self.time_s:.3f} s")
+                f"refined {'yes' if self.refined else 'no'}  time {self.time_s:.3f} s\n"
+                f"{self.verdict()}")
 
     def __repr__(self) -> str:
-        return (f"RegistrationResult(fitness={self.fitness:.4f}, inlier_rmse={self.inlier_rmse:.6f}, "
-                f"correspondences={self.num_correspondences}, hypothesis={self.hypothesis!r}, "
-                f"time_s={self.time_s:.3f},\n transformation=\n{_fmt_matrix(self.transformation, ' ')})")
-
-
-@dataclass
-class ReconstructionResult:
-    """Auto-encoding of one cloud through the canonical capsules.
-
-    Attributes:
-        canonical_input: ``(N, 3)`` the input moved into the canonical frame.
-        reconstruction: ``(M, 3)`` decoded cloud, canonical frame (M = K * (N_train // K)).
-        transform: ``(4, 4)`` maps the input (in its own units) to the canonical frame.
-        chamfer: Chamfer distance between ``canonical_input`` and ``reconstruction``
-            under :attr:`convention`.
-        convention: how the Chamfer figure is computed (official: squared distances,
-            mean over the points of each side, the two sides summed).
-    """
-
-    canonical_input: np.ndarray
-    reconstruction: np.ndarray
-    transform: np.ndarray
-    chamfer: float
-    convention: str = "squared, mean per direction, directions summed"
-
-    def reconstruction_in_input_frame(self) -> np.ndarray:
-        """``(M, 3)`` the reconstruction moved back into the input's frame."""
-        Ti = np.linalg.inv(np.asarray(self.transform, dtype=np.float64))
-        return (self.reconstruction @ Ti[:3, :3].T + Ti[:3, 3]).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"chamfer": float(self.chamfer), "convention": self.convention,
-                "num_input": int(self.canonical_input.shape[0]), "num_reconstruction": int(self.reconstruction.shape[0]),
-                "transform": np.asarray(self.transform).tolist()}
-
-    def to_open3d(self) -> tuple[Any, Any]:
-        """``(canonical_input, reconstruction)`` as Open3D point clouds."""
-        import open3d as o3d
-
-        def pcd(p: np.ndarray) -> Any:
-            return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(p, dtype=np.float64)))
-
-        return pcd(self.canonical_input), pcd(self.reconstruction)
-
-    def __repr__(self) -> str:
-        return (f"ReconstructionResult(chamfer={self.chamfer:.6g} [{self.convention}], "
-                f"input={self.canonical_input.shape[0]} pts, reconstruction={self.reconstruction.shape[0]} pts)")
+        return (f"RegistrationResult({self.quality}, fitness {self.fitness:.4f}, inlier_rmse {self.inlier_rmse:.4g}, "
+                f"R {format_rotation(self.rotation)}, t {format_vector(self.translation)}, "
+                f"hypothesis {self.hypothesis!r}, {len(self.candidates)} candidates, "
+                f"{self.num_correspondences} correspondences, time {self.time_s:.3f} s)")
 
 
 @dataclass
@@ -205,6 +206,11 @@ class ClassificationResult:
                 "pca_svm_accuracy": self.pca_svm_accuracy, "num_train": self.num_train,
                 "num_test": self.num_test, "num_classes": self.num_classes, **self.extra}
 
+    def __repr__(self) -> str:
+        return (f"ClassificationResult(svm {self.svm_accuracy:.3f}, k-means {self.kmeans_accuracy:.3f}, "
+                f"PCA svm {self.pca_svm_accuracy:.3f}; {self.num_train} train / {self.num_test} test, "
+                f"{self.num_classes} classes)")
+
 
 @dataclass
 class StabilityResult:
@@ -232,56 +238,6 @@ class StabilityResult:
                 "num_shapes": self.num_shapes, "num_copies": self.num_copies,
                 "per_shape": [list(p) for p in self.per_shape]}
 
-
-@dataclass
-class CanonicalizationResult:
-    """One cloud in its canonical pose, in the input's units.
-
-    Attributes:
-        canonical_points: ``(N, 3)`` float32, every input point moved by :attr:`transform`.
-        transform: ``(4, 4)`` float64 rigid, input frame -> canonical frame.
-        keypoints: ``(K, 3)`` capsule keypoints in the input frame (None without capsules).
-        canonical_keypoints: ``(K, 3)`` the same keypoints in the canonical frame.
-        descriptors: ``(K, C)`` rotation-invariant capsule descriptors (or None).
-        sample_points: ``(n, 3)`` the subsample the network saw (input frame).
-        assignment: ``(n,)`` int, capsule of each subsample point (or None).
-        scale: the radius the cloud was divided by before the network.
-    """
-
-    canonical_points: np.ndarray
-    transform: np.ndarray
-    keypoints: np.ndarray | None
-    canonical_keypoints: np.ndarray | None
-    descriptors: np.ndarray | None
-    sample_points: np.ndarray
-    assignment: np.ndarray | None
-    scale: float = 1.0
-
-    @property
-    def R(self) -> np.ndarray:
-        """``(3, 3)`` rotation, input -> canonical."""
-        return np.asarray(self.transform)[:3, :3]
-
-    @property
-    def t(self) -> np.ndarray:
-        """``(3,)`` translation, input units."""
-        return np.asarray(self.transform)[:3, 3]
-
-    def to_dict(self) -> dict[str, Any]:
-        def lst(v: Any) -> Any:
-            return None if v is None else np.asarray(v).tolist()
-
-        return {"transform": lst(self.transform), "R": lst(self.R), "t": lst(self.t),
-                "keypoints": lst(self.keypoints), "canonical_keypoints": lst(self.canonical_keypoints),
-                "num_points": int(self.canonical_points.shape[0]), "scale": float(self.scale)}
-
-    def to_open3d(self) -> Any:
-        """The canonical cloud as an Open3D point cloud."""
-        import open3d as o3d
-
-        return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.canonical_points.astype(np.float64)))
-
     def __repr__(self) -> str:
-        k = 0 if self.keypoints is None else len(self.keypoints)
-        return (f"CanonicalizationResult(points={self.canonical_points.shape[0]}, capsules={k},\n"
-                f" transform=\n{_fmt_matrix(self.transform, ' ')})")
+        return (f"StabilityResult({self.method}: pairwise RRE {self.rre_deg:.2f} deg, Chamfer {self.chamfer:.4g}; "
+                f"{self.num_shapes} shapes x {self.num_copies} copies)")

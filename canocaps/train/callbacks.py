@@ -141,10 +141,25 @@ class ProgressBar(Callback):
     def _new_bar(self, trainer: "Trainer") -> None:
         from tqdm.auto import tqdm
 
-        total = trainer.steps_per_epoch
+        total, epochs = self.extent(trainer)
+        desc = f"epoch {trainer.epoch + 1}/{epochs}"
+        if trainer.config.max_steps is not None:
+            desc += f" (ends at step {trainer.config.max_steps})"
         self.bar = tqdm(total=total, initial=min(trainer.batch_in_epoch, total or 0), file=sys.stderr,
-                        desc=f"epoch {trainer.epoch + 1}/{trainer.config.epochs}", leave=False,
-                        dynamic_ncols=True, disable=not trainer.is_main_process)
+                        desc=desc, leave=False, dynamic_ncols=True, disable=not trainer.is_main_process)
+
+    @staticmethod
+    def extent(trainer: "Trainer") -> tuple[int | None, int]:
+        """(steps this epoch's bar counts to, the last epoch) -- ``max_steps`` may end both early."""
+        total, epochs = trainer.steps_per_epoch, int(trainer.config.epochs)
+        max_steps = trainer.config.max_steps
+        if max_steps is None:
+            return total, epochs
+        left = max(int(max_steps) - int(trainer.global_step), 0)  # optimiser steps still to run
+        if not total:
+            return trainer.batch_in_epoch + left, epochs
+        end = trainer.batch_in_epoch + left  # counted from this epoch's start
+        return min(total, end), min(epochs, trainer.epoch + max(1, -(-end // total)))
 
     def on_fit_start(self, trainer, module):
         self._new_bar(trainer)

@@ -13,10 +13,18 @@ def has_display() -> bool:
     return True
 
 
-def show(geometries: Sequence, title: str = "canocaps") -> bool:
-    """Open an Open3D viewer on ``geometries``; return False (and print one line) with no display."""
+def show(geometries: Sequence, title: str = "canocaps", written: str | os.PathLike | None = None) -> bool:
+    """Open an Open3D viewer on ``geometries``; return False (and print one line) with no display.
+
+    ``written``: a picture of the same scene already saved (``--png``); the line then
+    points to it instead of suggesting ``--png``.
+    """
     if not has_display():
-        print("canocaps: no display available; use --png FILE to write a picture instead", file=sys.stderr)
+        if written:
+            print(f"canocaps: no display available for --show; the picture is in {written}", file=sys.stderr)
+        else:
+            print("canocaps: no display available for --show; use --png FILE to write a picture instead",
+                  file=sys.stderr)
         return False
     import open3d as o3d
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from canocaps._files import check_outputs
 from canocaps._guard import guarded
+from canocaps._options import finish, parse_args
 
 __all__ = ["main", "build_parser"]
 
@@ -38,63 +39,76 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="experiment", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--out", required=True, type=Path, help="output folder (JSON, PNG, resumable runs)")
-        sp.add_argument("--force", action="store_true", help="overwrite existing outputs and restart runs")
-        sp.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu: the models are tiny)")
-        sp.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
-        sp.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG")
+        sp.add_argument("-o", "--out", required=True, type=Path, help="output folder (JSON, PNG, resumable runs) (required)")
+        sp.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs and restart runs")
+        sp.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu: the models are tiny)")
+        sp.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars (default: shown)")
+        sp.add_argument("--no-plot", dest="plot", action="store_false", help="skip the PNG (default: written)")
 
     sp = sub.add_parser("lstsq", help="claim 1: linear regression + linear cDNI reaches least squares")
-    sp.add_argument("--n", type=int, default=256)
-    sp.add_argument("--d", type=int, default=10)
-    sp.add_argument("--k", type=int, default=3)
-    sp.add_argument("--noise", type=float, default=0.5)
-    sp.add_argument("--steps", type=int, default=3000)
-    sp.add_argument("--lr", type=float, default=0.01)
-    sp.add_argument("--modes", type=_strs, default=["backprop", "cdni", "dni"])
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--n", type=int, default=256, help="samples")
+    sp.add_argument("--d", type=int, default=10, help="input dimension")
+    sp.add_argument("--k", type=int, default=3, help="output dimension")
+    sp.add_argument("--noise", type=float, default=0.5, help="std of the target noise")
+    sp.add_argument("--steps", type=int, default=3000, help="full-batch SGD steps")
+    sp.add_argument("--lr", type=float, default=0.01, help="learning rate")
+    sp.add_argument("--modes", type=_strs, default=["backprop", "cdni", "dni"],
+                    help="comma-separated training modes: backprop, cdni, dni")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
     common(sp)
 
     sp = sub.add_parser("deeplinear", help="claim 2: deep linear net + linear SG reaches the global optimum")
-    sp.add_argument("--n", type=int, default=256)
-    sp.add_argument("--d", type=int, default=8)
-    sp.add_argument("--hidden", type=int, default=8)
-    sp.add_argument("--k", type=int, default=4)
-    sp.add_argument("--depth", type=int, default=2)
-    sp.add_argument("--steps", type=int, default=4000)
-    sp.add_argument("--lr", type=float, default=0.1)
-    sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni"])
-    sp.add_argument("--target", choices=["true", "bootstrap"], default="true")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--n", type=int, default=256, help="samples")
+    sp.add_argument("--d", type=int, default=8, help="input dimension")
+    sp.add_argument("--hidden", type=int, default=8, help="width of the hidden layers")
+    sp.add_argument("--k", type=int, default=4, help="output dimension")
+    sp.add_argument("--depth", type=int, default=2, help="linear layers")
+    sp.add_argument("--steps", type=int, default=4000, help="full-batch SGD steps")
+    sp.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni"],
+                    help="comma-separated training modes: backprop, dni, cdni, dfa, fa")
+    sp.add_argument("--target", choices=["true", "bootstrap"], default="true",
+                    help="regression target of the synthetic gradients: the true per-sample gradient, or "
+                             "the next SG's prediction pulled back through the next block (bootstrap)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
     common(sp)
 
     for name, help_ in (("representations", "claim 3: linear SG + log-loss learns other representations (CKA)"),
                         ("classify", "claim 4: accuracy of backprop / DNI / cDNI / DFA / FA")):
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--data", choices=["digits", "mnist"], default="digits")
-        sp.add_argument("--mnist-dir", default=None, help="folder with the four MNIST IDX files (no download)")
-        sp.add_argument("--epochs", type=int, default=30)
-        sp.add_argument("--batch-size", type=int, default=64)
-        sp.add_argument("--lr", type=float, default=1e-3)
-        sp.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
-        sp.add_argument("--target", choices=["true", "bootstrap"], default="true")
+        sp.add_argument("--data", choices=["digits", "mnist"], default="digits",
+                        help="digits: scikit-learn's bundled 8x8 digits; mnist: needs --mnist-dir")
+        sp.add_argument("--mnist-dir", default=None,
+                        help="folder with the four MNIST IDX files (no download) (default: none)")
+        sp.add_argument("--epochs", type=int, default=30, help="training epochs")
+        sp.add_argument("--batch-size", type=int, default=64, help="mini-batch size")
+        sp.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+        sp.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam", help="optimiser")
+        sp.add_argument("--target", choices=["true", "bootstrap"], default="true",
+                        help="regression target of the synthetic gradients: the true per-sample gradient, or "
+                             "the next SG's prediction pulled back through the next block (bootstrap)")
         if name == "representations":
-            sp.add_argument("--hidden", type=_ints, default=[64, 64, 64])
-            sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="linear")
-            sp.add_argument("--sg-mode", choices=["dni", "cdni", "dfa", "fa"], default="dni")
-            sp.add_argument("--sg", choices=["linear", "mlp"], default="linear")
-            sp.add_argument("--seeds", type=_ints, default=[0, 1])
+            sp.add_argument("--hidden", type=_ints, default=[64, 64, 64], help="comma-separated hidden widths")
+            sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="linear",
+                            help="hidden activation")
+            sp.add_argument("--sg-mode", choices=["dni", "cdni", "dfa", "fa"], default="dni",
+                            help="the mode compared with backprop")
+            sp.add_argument("--sg", choices=["linear", "mlp"], default="linear", help="synthetic-gradient module")
+            sp.add_argument("--seeds", type=_ints, default=[0, 1], help="comma-separated seeds, one run each")
         else:
-            sp.add_argument("--arch", choices=["mlp", "cnn"], default="mlp")
-            sp.add_argument("--hidden", type=_ints, default=[256, 256])
-            sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="relu")
-            sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni", "dfa", "fa"])
-            sp.add_argument("--sg", choices=["linear", "mlp"], default="mlp")
-            sp.add_argument("--sg-hidden", type=int, default=256)
-            sp.add_argument("--sg-hidden-layers", type=int, default=1)
-            sp.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+            sp.add_argument("--arch", choices=["mlp", "cnn"], default="mlp", help="network")
+            sp.add_argument("--hidden", type=_ints, default=[256, 256], help="comma-separated hidden widths")
+            sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="relu",
+                            help="hidden activation")
+            sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni", "dfa", "fa"],
+                            help="comma-separated training modes")
+            sp.add_argument("--sg", choices=["linear", "mlp"], default="mlp", help="synthetic-gradient module")
+            sp.add_argument("--sg-hidden", type=int, default=256, help="width of an MLP synthetic-gradient module")
+            sp.add_argument("--sg-hidden-layers", type=int, default=1,
+                            help="hidden layers of an MLP synthetic-gradient module")
+            sp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated seeds, one run each")
         common(sp)
-    return p
+    return finish(p)
 
 
 def _config(cls, args: argparse.Namespace):
@@ -134,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(parser, argv)
     except SystemExit as e:  # argparse already printed its one-line usage error
         return int(e.code or 0) if e.code in (0, None) else 2
     return guarded(parser.prog, lambda: run(args, argv) and 0,

@@ -1,6 +1,7 @@
 """``canocaps extras mechanics {detect,run} ...`` (also ``python -m canocaps.extras.mechanics``).
 
-- ``detect --model mlp_bn`` prints the symmetry groups found (``--json PATH`` or ``--json -``).
+- ``detect --model mlp_bn`` prints the symmetry groups found (``--json-out PATH`` or ``--json``
+  for JSON on stdout; ``--json PATH`` / ``--json -``, the older spelling, still work).
 - ``run --model mlp --out DIR [--lr ... --momentum ... --weight-decay ...]`` trains on the
   digits through the shared Trainer and writes ``DIR/mechanics.json`` and ``DIR/mechanics.png``.
 - ``plot DIR/mechanics.json -o FILE.png`` re-draws the plots without training.
@@ -15,6 +16,7 @@ import sys
 from typing import Sequence
 
 from canocaps._guard import guarded
+from canocaps._options import finish, parse_args
 
 __all__ = ["main", "build_parser"]
 
@@ -33,39 +35,45 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Neural Mechanics: symmetries, conservation laws and their dynamics.")
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("detect", help="find the symmetry groups of a model")
-    d.add_argument("--model", choices=MODEL_KINDS, default="mlp")
-    d.add_argument("--hidden", type=int, default=None, help="MLP width / conv channels")
+    d.add_argument("--model", choices=MODEL_KINDS, default="mlp", help="a bundled model")
+    d.add_argument("--hidden", type=int, default=None, help="MLP width / conv channels (default: the model's own)")
     d.add_argument("--module", metavar="PKG.MOD:NAME",
-                   help="any model instead of --model: an nn.Module class/factory called without arguments")
-    d.add_argument("--input-shape", metavar="B,...", help="example input shape for --module, e.g. 2,1024,3")
+                   help="any model instead of --model: an nn.Module class/factory called without arguments "
+                        "(default: none)")
+    d.add_argument("--input-shape", metavar="B,...",
+                   help="example input shape for --module, e.g. 2,1024,3 (default: none; required with --module)")
     d.add_argument("--output-softmax", action="store_true",
                    help="--module returns logits that the loss feeds to a softmax over the last axis")
-    d.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
-    d.add_argument("--force", action="store_true", help="overwrite --json PATH")
+    d.add_argument("--json-out", "--json", dest="json", metavar="PATH", nargs="?", const="-",
+                   help="write the report as JSON to PATH; '-' or no PATH: to stdout (default: a table)")
+    d.add_argument("-f", "--force", action="store_true", help="overwrite --json-out PATH")
     r = sub.add_parser("run", help="train on the 8x8 digits and measure the conserved quantities")
-    r.add_argument("--model", choices=MODEL_KINDS, default="mlp")
-    r.add_argument("--out", required=True, help="output folder (mechanics.json, mechanics.png, train/)")
-    r.add_argument("--steps", type=int, default=200)
-    r.add_argument("--batch-size", type=int, default=64)
-    r.add_argument("--lr", type=float, default=0.1)
-    r.add_argument("--momentum", type=float, default=0.0)
-    r.add_argument("--dampening", type=float, default=0.0)
-    r.add_argument("--nesterov", action="store_true")
-    r.add_argument("--weight-decay", type=float, default=0.0)
-    r.add_argument("--lr-milestones", type=_milestones, default=[], help="epochs, e.g. 3,6")
-    r.add_argument("--lr-gamma", type=float, default=0.1)
-    r.add_argument("--hidden", type=int, default=None)
-    r.add_argument("--bn-eps", type=float, default=1e-5)
-    r.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    r.add_argument("--model", choices=MODEL_KINDS, default="mlp", help="a bundled model")
+    r.add_argument("-o", "--out", required=True,
+                   help="output folder (mechanics.json, mechanics.png, train/) (required)")
+    r.add_argument("--steps", type=int, default=200, help="SGD steps")
+    r.add_argument("--batch-size", type=int, default=64, help="mini-batch size")
+    r.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    r.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    r.add_argument("--dampening", type=float, default=0.0, help="SGD dampening")
+    r.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    r.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
+    r.add_argument("--lr-milestones", type=_milestones, default=[],
+                   help="epochs at which the learning rate is multiplied by --lr-gamma, e.g. 3,6")
+    r.add_argument("--lr-gamma", type=float, default=0.1, help="learning-rate factor at each milestone")
+    r.add_argument("--hidden", type=int, default=None, help="MLP width / conv channels (default: the model's own)")
+    r.add_argument("--bn-eps", type=float, default=1e-5, help="batch-norm epsilon")
+    r.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="training dtype (float64 makes the exact per-step identities visible)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batches")
+    r.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     r.add_argument("--resume", action="store_true", help="continue from OUT/train/last.pt")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     pl = sub.add_parser("plot", help="re-draw the plots of a run from its mechanics.json")
-    pl.add_argument("json_path", metavar="JSON")
-    pl.add_argument("-o", "--output", required=True, help="PNG path")
-    pl.add_argument("--force", action="store_true")
-    return p
+    pl.add_argument("json_path", metavar="JSON", help="a run's mechanics.json")
+    pl.add_argument("-o", "--output", required=True, help="PNG path (required)")
+    pl.add_argument("-f", "--force", action="store_true", help="overwrite the PNG")
+    return finish(p)
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -161,5 +169,5 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 on bad input, one line on stderr)."""
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
     return guarded(parser.prog, lambda: {"detect": _detect, "run": _run, "plot": _plot}[args.command](args))

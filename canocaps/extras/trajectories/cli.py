@@ -1,8 +1,9 @@
 """``canocaps extras trajectories {simulate,prepare-basketball,label,train,sample,plot,eval}``.
 
-Every command prints a JSON summary on stdout (``--json PATH`` also writes it,
-atomically), shows progress on stderr (``--quiet`` hides it), never overwrites an
-output without ``--force``, and reports bad input as one line on stderr with exit code 2.
+Every command prints a JSON summary on stdout (``--json-out PATH`` also writes it,
+atomically; ``--json PATH`` is the older spelling), shows progress on stderr
+(``--no-progress`` or ``--quiet`` hides it), never overwrites an output without
+``-f/--force``, and reports bad input as one line on stderr with exit code 2.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from canocaps._files import atomic_write_text, check_outputs
 from canocaps._guard import guarded
+from canocaps._options import finish, parse_args
 from canocaps._yaml import load_yaml
 from canocaps.errors import CanocapsInputError
 
@@ -36,81 +38,89 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--json", type=Path, help="also write the JSON summary here")
-        sp.add_argument("--force", action="store_true", help="overwrite existing outputs")
-        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--json-out", "--json", dest="json", type=Path, metavar="PATH",
+                        help="also write the JSON summary here (default: stdout only)")
+        sp.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+        sp.add_argument("--no-progress", "--quiet", dest="quiet", action="store_true",
+                        help="no progress bars (default: shown)")
 
     s = sub.add_parser("simulate", help="simulate a boids data folder (train/val/test)")
-    s.add_argument("-o", "--out", type=Path, required=True)
-    s.add_argument("--n-train", type=int, default=4096)
-    s.add_argument("--n-val", type=int, default=512)
-    s.add_argument("--n-test", type=int, default=512)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--out", type=Path, required=True, help="data folder to write (required)")
+    s.add_argument("--n-train", type=int, default=4096, help="training sequences")
+    s.add_argument("--n-val", type=int, default=512, help="validation sequences")
+    s.add_argument("--n-test", type=int, default=512, help="test sequences")
+    s.add_argument("--seed", type=int, default=0, help="simulation seed")
     common(s)
 
     s = sub.add_parser("prepare-basketball", help="convert the authors' bball_{train,test}.npz into a data folder")
-    s.add_argument("--train", type=Path, required=True)
-    s.add_argument("--test", type=Path, required=True)
-    s.add_argument("-o", "--out", type=Path, required=True)
-    s.add_argument("--group", default="offense", choices=["offense", "defense", "all"])
-    s.add_argument("--val-fraction", type=float, default=0.1)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train", type=Path, required=True, help="the authors' bball_train.npz (required)")
+    s.add_argument("--test", type=Path, required=True, help="the authors' bball_test.npz (required)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="data folder to write (required)")
+    s.add_argument("--group", default="offense", choices=["offense", "defense", "all"], help="which players")
+    s.add_argument("--val-fraction", type=float, default=0.1,
+                   help="fraction of the training sequences held out for validation")
+    s.add_argument("--seed", type=int, default=0, help="seed of the validation split")
     common(s)
 
     s = sub.add_parser("label", help="apply a labeling function to every split")
-    s.add_argument("data_dir", type=Path)
-    s.add_argument("--lf", required=True, help="stationary | window | flock | any registered name")
-    s.add_argument("--param", action="append", metavar="KEY=VALUE", help="LF parameter, e.g. window=10")
+    s.add_argument("data_dir", type=Path, help="a data folder (simulate / prepare-basketball)")
+    s.add_argument("--lf", required=True, help="stationary | window | flock | any registered name (required)")
+    s.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="LF parameter, e.g. window=10 (repeatable; default: the LF's own)")
     s.add_argument("--name", help="label set name (default: the LF name)")
     common(s)
 
     s = sub.add_parser("train", help="train a model through canocaps.train.Trainer")
-    s.add_argument("data_dir", type=Path)
-    s.add_argument("-o", "--out", type=Path, required=True, help="run folder")
-    s.add_argument("--model", required=True, choices=["rnn_gauss", "vrnn_single", "vrnn_indep", "macro_vrnn"])
-    s.add_argument("--macro", help="label set for macro_vrnn (written by 'label')")
-    s.add_argument("--size", default="small", choices=["small", "paper"])
-    s.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="override a model hyper-parameter")
-    s.add_argument("--config", type=Path, help="TrainConfig YAML (flags below override it)")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--max-steps", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--lr", type=float)
-    s.add_argument("--grad-clip", type=float)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--device", default=None)
-    s.add_argument("--limit", type=int, help="use only the first N sequences of each split")
+    s.add_argument("data_dir", type=Path, help="a data folder (simulate / prepare-basketball)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="run folder (required)")
+    s.add_argument("--model", required=True, choices=["rnn_gauss", "vrnn_single", "vrnn_indep", "macro_vrnn"],
+                   help="the model (required)")
+    s.add_argument("--macro", help="label set for macro_vrnn (written by 'label') (default: none)")
+    s.add_argument("--size", default="small", choices=["small", "paper"], help="model size preset")
+    s.add_argument("--hparam", action="append", metavar="KEY=VALUE",
+                   help="override a model hyper-parameter (repeatable; default: the size preset's)")
+    s.add_argument("--config", type=Path,
+                   help="TrainConfig YAML (flags below override it) (default: 20 epochs, batch 64, lr 1e-3, "
+                        "gradient clip 10)")
+    s.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
+    s.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (default: the config's)")
+    s.add_argument("--batch-size", type=int, help="mini-batch size (default: the config's)")
+    s.add_argument("--lr", type=float, help="learning rate (default: the config's)")
+    s.add_argument("--grad-clip", type=float, help="gradient-norm clip (default: the config's)")
+    s.add_argument("--seed", type=int, help="run seed (default: the config's)")
+    s.add_argument("--device", default=None, help="cpu, cuda, ... (default: the config's, auto)")
+    s.add_argument("--limit", type=int, help="use only the first N sequences of each split (default: all)")
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     common(s)
 
     s = sub.add_parser("sample", help="generate trajectories from a trained run")
-    s.add_argument("run_dir", type=Path)
-    s.add_argument("-o", "--out", type=Path, required=True, help="samples .npz")
-    s.add_argument("--split", default="test")
-    s.add_argument("-n", type=int, default=16)
+    s.add_argument("run_dir", type=Path, help="a run folder of 'train'")
+    s.add_argument("-o", "--out", type=Path, required=True, help="samples .npz (required)")
+    s.add_argument("--split", default="test", help="split whose sequences seed the burn-in")
+    s.add_argument("-n", type=int, default=16, help="sequences to generate")
     s.add_argument("--burn-in", type=int, default=1, help="true frames given before sampling")
-    s.add_argument("--fix-macro", type=int, help="macro_vrnn: force this intent for every agent")
+    s.add_argument("--fix-macro", type=int, help="macro_vrnn: force this intent for every agent (default: sampled)")
     s.add_argument("--teacher-macro", action="store_true", help="macro_vrnn: use the labelled intents in the burn-in")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--plot", type=Path, help="also write a PNG of the first 8 samples")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--plot", type=Path, help="also write a PNG of the first 8 samples (default: none)")
     common(s)
 
     s = sub.add_parser("plot", help="plot real sequences of a data folder or samples written by 'sample'")
     s.add_argument("source", type=Path, help="a data folder or a samples .npz")
-    s.add_argument("-o", "--out", type=Path, required=True, help="PNG")
-    s.add_argument("--split", default="test")
-    s.add_argument("-n", type=int, default=8)
+    s.add_argument("-o", "--out", type=Path, required=True, help="PNG (required)")
+    s.add_argument("--split", default="test", help="split of a data folder")
+    s.add_argument("-n", type=int, default=8, help="sequences to draw")
     s.add_argument("--arena", choices=["boids", "basketball"], help="default: from the data / run")
     common(s)
 
     s = sub.add_parser("eval", help="test bound + rollout statistics (+ boids friendliness)")
-    s.add_argument("run_dir", type=Path)
-    s.add_argument("--split", default="test")
-    s.add_argument("--n-rollouts", type=int, default=256)
-    s.add_argument("--burn-in", type=int, default=1)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("run_dir", type=Path, help="a run folder of 'train'")
+    s.add_argument("--split", default="test", help="split to evaluate")
+    s.add_argument("--n-rollouts", type=int, default=256, help="sampled rollouts for the statistics")
+    s.add_argument("--burn-in", type=int, default=1, help="true frames given before each rollout")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
     common(s)
-    return p
+    return finish(p)
 
 
 def _train_config(args: argparse.Namespace):
@@ -194,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input)."""
     parser = _parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # argparse already printed its message
         return int(exc.code or 0)
 
