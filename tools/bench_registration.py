@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="ICP metric; 'both' runs every method with each (names get a suffix)")
     p.add_argument("--no-refine", dest="refine", action="store_false", help="no ICP at all")
     p.add_argument("--ablation", action="store_true",
-                   help="also run canocaps without ICP: the canonical hypothesis alone (the network's own "
-                        "pose) and all hypotheses scored without refinement; and PCA's frame alone")
+                   help="also run canocaps with the network's hypotheses only (no PCA frames among them), "
+                        "and without ICP: the network's canonical frame alone; and PCA's frame alone")
     p.add_argument("--weights", default=None, help="weights name or path (default: the shipped weights)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -77,11 +77,13 @@ def _run(args: argparse.Namespace) -> int:
         for name, fn in registration_methods(names, model, refine=args.refine, icp_method=icp).items():
             methods[name if len(icps) == 1 else f"{name}[{icp}]"] = fn
     if args.ablation and model is not None:
-        from canocaps.heads.registration import register
+        from canocaps.heads.registration import HYPOTHESES, register
 
         methods["canocaps (canonical only, no ICP)"] = \
             lambda a, b: register(a, b, model=model, hypotheses=("canonical",), refine=False)
-        methods["canocaps (all hypotheses, no ICP)"] = lambda a, b: register(a, b, model=model, refine=False)
+        net_only = tuple(h for h in HYPOTHESES if h != "pca_frames")
+        methods["canocaps (network hypotheses only)"] = \
+            lambda a, b: register(a, b, model=model, hypotheses=net_only)
         if "pca" in names:
             from canocaps.heads.registration import pca_register
 

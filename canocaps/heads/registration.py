@@ -63,8 +63,9 @@ __all__ = [
 
 #: Hypothesis families :func:`register` knows ("flips" expands to flip_x, flip_y, flip_z;
 #: "swaps" to the 20 axis-exchanging rotations of the cube, swap_0 ... swap_19;
-#: "capsule_triplets" to one rigid fit per consistent triplet of matched capsules).
-HYPOTHESES = ("canonical", "flips", "swaps", "capsules", "capsule_triplets")
+#: "capsule_triplets" to one rigid fit per consistent triplet of matched capsules;
+#: "pca_frames" to the PCA frame with its flips and swaps, pca, pca_flip_x, ..., pca_swap_19).
+HYPOTHESES = ("canonical", "flips", "swaps", "capsules", "capsule_triplets", "pca_frames")
 
 #: 180-degree rotations about the canonical x, y, z axes.
 FLIPS: dict[str, np.ndarray] = {
@@ -269,7 +270,14 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     # one scale shared by both clouds (the mean radius): transforms between them stay rigid
     fa, fb = canonicalize_in_input_units(model, [pa, pb], num_points=num_points, seeds=[seed, seed + 1],
                                          scale=0.5 * (ra + rb))
-    candidates = hypothesis_transforms(fa, fb, hyps)
+    candidates = hypothesis_transforms(fa, fb, tuple(h for h in hyps if h != "pca_frames"))
+    if "pca_frames" in hyps:  # the classical frame as extra hypotheses, on the same inputs
+        from canocaps.heads.baselines import PCACanonicalizer
+
+        pa_f, pb_f = canonicalize_in_input_units(PCACanonicalizer(), [pa, pb], num_points=num_points,
+                                                 seeds=[seed, seed + 1], scale=0.5 * (ra + rb))
+        candidates += [("pca" if n == "canonical" else f"pca_{n}", T)
+                       for n, T in hypothesis_transforms(pa_f, pb_f, ("canonical", "flips", "swaps"))]
     if not candidates:
         raise CanocapsInputError("no registration hypothesis applies to this model "
                                  "(it gives no keypoints/descriptors for 'capsules')")
@@ -334,13 +342,15 @@ def _cheap_scores(src: np.ndarray, tgt: np.ndarray, transforms: Sequence[np.ndar
     """
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(tgt)
-    keys = []
-    for T in transforms:
-        d, _ = tree.query(src @ T[:3, :3].T + T[:3, 3], distance_upper_bound=dist)
-        inl = np.isfinite(d)
-        keys.append((-float(inl.mean()), float(d[inl].mean()) if inl.any() else np.inf))
-    return sorted(range(len(transforms)), key=lambda i: keys[i])
+    Ts = np.asarray(transforms, dtype=np.float64).reshape(-1, 4, 4)
+    moved = np.einsum("hij,nj->hni", Ts[:, :3, :3], src) + Ts[:, None, :3, 3]  # (H, n, 3)
+    d, _ = cKDTree(tgt).query(moved.reshape(-1, 3), distance_upper_bound=dist)  # one query for all
+    d = d.reshape(len(Ts), -1)
+    inl = np.isfinite(d)
+    fitness = inl.mean(axis=1)
+    mean_d = np.where(inl, d, 0.0).sum(axis=1) / np.maximum(inl.sum(axis=1), 1)
+    mean_d[~inl.any(axis=1)] = np.inf
+    return [int(i) for i in np.lexsort((mean_d, -fitness))]
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -68,6 +68,9 @@ class CapsulesConfig:
             weighted Procrustes) or ``"moments"`` (learned weighted second/third moments
             of the points, :mod:`canocaps.model.moment_frame`; starts as PCA).
         local_k: neighbours of the invariant encoder's local geometry and edge layer.
+        moment_weight_power: exponent on the moment frame's learned point weights (1 = as
+            trained, 0 = uniform weights, i.e. the PCA frame); a shrinkage chosen on
+            validation data after training.
         loss_weights: see :class:`LossWeights`.
     """
 
@@ -87,6 +90,7 @@ class CapsulesConfig:
     encoder: str = "acn"
     frame: str = "procrustes"
     local_k: int = 16
+    moment_weight_power: float = 1.0
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:

@@ -80,12 +80,15 @@ class MomentFrame(nn.Module):
     """Two invariant weight heads on point features -> :func:`weighted_moment_frame`.
 
     ``forward(points (B, N, 3), features (B, N, C)) -> MomentPose``. Weights are
-    ``softplus(linear(features))``, initialised to the constant 1 (zero linear weights),
-    so an untrained frame equals the PCA frame.
+    ``softplus(linear(features)) ** weight_power``, initialised to the constant 1 (zero
+    linear weights), so an untrained frame equals the PCA frame.
     """
 
-    def __init__(self, feat_dim: int) -> None:
+    def __init__(self, feat_dim: int, weight_power: float = 1.0) -> None:
         super().__init__()
+        #: exponent applied to the learned weights: 1 = as trained, 0 = uniform (the PCA
+        #: frame); in between shrinks the weighting towards uniform (chosen on validation data)
+        self.weight_power = float(weight_power)
         self.heads = nn.Linear(feat_dim, 2)
         nn.init.zeros_(self.heads.weight)
         nn.init.constant_(self.heads.bias, float(torch.log(torch.expm1(torch.tensor(1.0)))))
@@ -93,6 +96,8 @@ class MomentFrame(nn.Module):
     def point_weights(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``(w, v)``, each ``(B, N)`` positive: covariance and third-moment weights."""
         wv = F.softplus(self.heads(features))
+        if self.weight_power != 1.0:
+            wv = wv.clamp_min(1e-12).pow(self.weight_power)
         return wv[..., 0], wv[..., 1]
 
     def forward(self, points: Tensor, features: Tensor) -> MomentPose:
