@@ -85,11 +85,16 @@ def registration_table(summary: dict[str, dict[str, Any]]) -> str:
 
 
 def eval_split(data: str) -> str | None:
-    """The split to evaluate: ``"test"``, or None (every file) for a folder without a ``test/`` sub-folder."""
+    """The split to evaluate: ``"test"``, or None (every file) for a plain folder of clouds without a
+    ``test/`` sub-folder (a folder in a known dataset layout, e.g. ModelNet40 h5, keeps ``"test"``)."""
     from pathlib import Path
 
     root = Path(data)
     if ":" not in data and root.is_dir() and not (root / "test").is_dir():
+        from canocaps.data.layout import detect_layout
+
+        if detect_layout(root) != "folder":  # a known dataset layout has its own test split
+            return "test"
         from canocaps.commands._common import info
 
         info(f"canocaps eval: {data} has no test/ sub-folder: evaluating every file in it")
