@@ -71,6 +71,8 @@ class CapsulesConfig:
         moment_weight_power: exponent on the moment frame's learned point weights (1 = as
             trained, 0 = uniform weights, i.e. the PCA frame); a shrinkage chosen on
             validation data after training.
+        moment_sign_power: the same for the third-moment (sign) weights (None: as
+            ``moment_weight_power``).
         loss_weights: see :class:`LossWeights`.
     """
 
@@ -91,6 +93,7 @@ class CapsulesConfig:
     frame: str = "procrustes"
     local_k: int = 16
     moment_weight_power: float = 1.0
+    moment_sign_power: float | None = None
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:

@@ -84,11 +84,13 @@ class MomentFrame(nn.Module):
     linear weights), so an untrained frame equals the PCA frame.
     """
 
-    def __init__(self, feat_dim: int, weight_power: float = 1.0) -> None:
+    def __init__(self, feat_dim: int, weight_power: float = 1.0, sign_power: float | None = None) -> None:
         super().__init__()
-        #: exponent applied to the learned weights: 1 = as trained, 0 = uniform (the PCA
-        #: frame); in between shrinks the weighting towards uniform (chosen on validation data)
+        #: exponents applied to the learned covariance and third-moment weights: 1 = as
+        #: trained, 0 = uniform (the PCA frame); in between shrinks the weighting towards
+        #: uniform (chosen on validation data). ``sign_power`` None: the same as ``weight_power``.
         self.weight_power = float(weight_power)
+        self.sign_power = self.weight_power if sign_power is None else float(sign_power)
         self.heads = nn.Linear(feat_dim, 2)
         nn.init.zeros_(self.heads.weight)
         nn.init.constant_(self.heads.bias, float(torch.log(torch.expm1(torch.tensor(1.0)))))
@@ -96,9 +98,12 @@ class MomentFrame(nn.Module):
     def point_weights(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``(w, v)``, each ``(B, N)`` positive: covariance and third-moment weights."""
         wv = F.softplus(self.heads(features))
+        w, v = wv[..., 0], wv[..., 1]
         if self.weight_power != 1.0:
-            wv = wv.clamp_min(1e-12).pow(self.weight_power)
-        return wv[..., 0], wv[..., 1]
+            w = w.clamp_min(1e-12).pow(self.weight_power)
+        if self.sign_power != 1.0:
+            v = v.clamp_min(1e-12).pow(self.sign_power)
+        return w, v
 
     def forward(self, points: Tensor, features: Tensor) -> MomentPose:
         w, v = self.point_weights(features)
