@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_WEIGHTS", "WEIGHTS_ENV", "weights_dirs", "available_weights"
            "resolve_device", "load_pretrained"]
 
 #: Name of the weights :func:`load_pretrained` loads by default.
-DEFAULT_WEIGHTS = "canocaps_procedural_cpu"
+DEFAULT_WEIGHTS = "canocaps_equivariant_cpu"
 
 
 def available_weights() -> list[str]:

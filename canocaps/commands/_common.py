@@ -17,7 +17,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     """``--weights`` and ``--device``."""
     p.add_argument("--weights", metavar="NAME|PATH", default=None,
                    help="weights name (in $CANOCAPS_WEIGHTS_DIR or the shipped ones) or a .pt path "
-                        "(default: the shipped canocaps_procedural_cpu)")
+                        "(default: the shipped canocaps_equivariant_cpu)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, or auto: CUDA when there is one (default: auto)")
 
 
