@@ -55,10 +55,17 @@ def test_cli_lstsq_writes_json_png_and_refuses_overwrite(tmp_path, capsys):
 
 
 def test_cli_classify_resumes_finished_runs_and_rejects_changed_settings(tmp_path, capsys):
-    argv = ["classify", "--out", str(tmp_path), "--epochs", "1", "--seeds", "0", "--modes", "backprop,cdni",
-            "--hidden", "16", "--sg-hidden", "8", "--no-progress", "--no-plot"]
+    argv = ["classify", "--out", str(tmp_path), "--epochs", "2", "--seeds", "0", "--modes", "backprop,cdni",
+            "--hidden", "16", "--sg-hidden", "8", "--delays", "1", "--no-progress", "--no-plot"]
     assert main(argv) == 0
     first = json.loads((tmp_path / "classify.json").read_text())
+    # selection on a validation split cut from the training split; test only reported
+    assert (first["n_train"], first["n_val"], first["n_test"]) == (1294, 144, 359)
+    assert set(first["runs"]) == {"backprop", "cdni", "cdni_delay1"}
+    for run in (r["0"] for r in first["runs"].values()):
+        assert run["best_val_acc"] == max(run["curve"]["val_acc"]) and len(run["curve"]["test_acc"]) == 2
+        assert run["selected_test_acc"] == run["curve"]["test_acc"][run["curve"]["val_acc"].index(run["best_val_acc"])]
+        assert "best_test_acc" not in run
     (tmp_path / "classify.json").unlink()
     assert main(argv) == 0  # the runs are reloaded from their checkpoints, not retrained
     second = json.loads((tmp_path / "classify.json").read_text())

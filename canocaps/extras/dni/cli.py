@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, default=0.01)
     sp.add_argument("--modes", type=_strs, default=["backprop", "cdni", "dni"])
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--delay", type=int, default=0,
+                    help="pipelined update-decoupled SG training: the upper block reads activations this many "
+                         "steps old (0 = synchronous; > 0 uses bootstrapped SG targets)")
     common(sp)
 
     sp = sub.add_parser("deeplinear", help="claim 2: deep linear net + linear SG reaches the global optimum")
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni"])
     sp.add_argument("--target", choices=["true", "bootstrap"], default="true")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--delay", type=int, default=0,
+                    help="pipelined update-decoupled SG training: block i reads block i-1's activation from this "
+                         "many steps earlier (0 = synchronous; > 0 needs --target bootstrap)")
     common(sp)
 
     for name, help_ in (("representations", "claim 3: linear SG + log-loss learns other representations (CKA)"),
@@ -87,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--arch", choices=["mlp", "cnn"], default="mlp")
             sp.add_argument("--hidden", type=_ints, default=[256, 256])
             sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="relu")
-            sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni", "dfa", "fa"])
+            sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni", "dfa", "fa"],
+                            help="comma list from backprop, dni, cdni, dfa, fa, kickback")
+            sp.add_argument("--delays", type=_ints, default=[],
+                            help="also run dni/cdni pipelined with these delays (e.g. 1,2; bootstrapped targets)")
             sp.add_argument("--sg", choices=["linear", "mlp"], default="mlp")
             sp.add_argument("--sg-hidden", type=int, default=256)
             sp.add_argument("--sg-hidden-layers", type=int, default=1)

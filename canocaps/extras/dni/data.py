@@ -132,9 +132,20 @@ def load_digits(split: str = "train", test_fraction: float = 0.2, seed: int = 0,
     return ArrayDataset(x, y[idx])
 
 
+VAL_FRACTION = 0.1
+
+
 def load_dataset(name: str, split: str, mnist_dir: str | os.PathLike | None = None,
                  flatten: bool = True) -> ArrayDataset:
-    """``name`` = "digits" | "mnist" (the latter needs ``mnist_dir``)."""
+    """``name`` = "digits" | "mnist" (the latter needs ``mnist_dir``); ``split`` = "train",
+    "test", or "fit" / "val": the training split cut into 90 % / 10 % by a fixed permutation
+    (seed 0), for model selection without looking at the test set."""
+    if split in ("fit", "val"):
+        full = load_dataset(name, "train", mnist_dir, flatten)
+        perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(0))
+        n_val = max(1, int(round(VAL_FRACTION * len(full))))
+        idx = perm[:n_val] if split == "val" else perm[n_val:]
+        return ArrayDataset(full.x[idx], full.y[idx])
     if name == "digits":
         return load_digits(split, flatten=flatten)
     if name == "mnist":

@@ -10,7 +10,9 @@ from canocaps._files import atomic_path
 
 __all__ = ["plot_result"]
 
-_COLORS = {"backprop": "k", "dni": "tab:blue", "cdni": "tab:orange", "dfa": "tab:green", "fa": "tab:red"}
+_COLORS = {"backprop": "k", "dni": "tab:blue", "cdni": "tab:orange", "dfa": "tab:green", "fa": "tab:red",
+           "kickback": "tab:purple", "cdni_delay1": "tab:brown", "cdni_delay2": "tab:pink",
+           "dni_delay1": "tab:cyan", "dni_delay2": "tab:olive"}
 
 
 def _figure(ncols: int, width: float = 4.6, height: float = 3.6):
