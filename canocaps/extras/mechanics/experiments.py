@@ -20,7 +20,7 @@ from torch import nn
 from canocaps._files import atomic_write_text, check_output_path
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.mechanics.callbacks import SERIES, MechanicsCallback
-from canocaps.extras.mechanics.models import MODEL_KINDS, Classifier, DigitsDataset, build_model, example_input
+from canocaps.extras.mechanics.models import IMAGE_SIZE, MODEL_KINDS, Classifier, DigitsDataset, build_model, example_input
 from canocaps.extras.mechanics.symmetry import SymmetryReport, detect_symmetries
 from canocaps.train import Trainer, TrainConfig
 
@@ -148,7 +148,8 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None, *, forc
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     torch.manual_seed(config.seed)
     net = build_model(config.model, config.hidden, config.bn_eps).to(dtype)
-    data = DigitsDataset("train", image=config.model == "conv", dtype=dtype)
+    side = IMAGE_SIZE.get(config.model)
+    data = DigitsDataset("train", image=side is not None, dtype=dtype, upsample=(side or 8) // 8)
     return run_with_model(net, data, example_input(config.model, dtype=dtype), out_dir,
                           config.train_config(progress, len(data)), output_softmax=True, force=force, resume=resume,
                           extra={"experiment": asdict(config)}, title=f"{config.model} on digits")
