@@ -95,3 +95,17 @@ def test_python_m_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "canocaps.extras.dni", "lstsq", "--out", str(tmp_path),
                            "--steps", "0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error:"), proc.stderr
+
+
+def test_representations_at_matched_accuracy_over_seeds():
+    from canocaps.extras.dni.experiments import RepresentationsConfig, run_representations
+
+    res = run_representations(RepresentationsConfig(hidden=[8, 8], epochs=3, seeds=[0, 1, 2]))
+    assert res["cka"]["bp/sg (same seed)"]["n"] == 3 and res["cka"]["bp/bp (control, seeds differ)"]["n"] == 3
+    assert res["cka_matched"]["bp@matched/bp'@matched (control, seeds differ)"]["n"] == 6
+    for s, m in res["matched"].items():
+        accs = [e["val/acc"] for e in [{"val/acc": a} for a in res["runs"][f"bp{s}"]["curve"]["test_acc"]]]
+        assert m["bp_acc"] == min(accs, key=lambda a: abs(a - m["sg_acc"])) and 1 <= m["bp_epoch"] <= 3
+    for block in (res["cka"], res["cka_matched"]):
+        for vals in block.values():
+            assert all(0.0 <= v <= 1.0 + 1e-9 for v in vals["mean"]) and len(vals["std"]) == 2

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="linear")
             sp.add_argument("--sg-mode", choices=["dni", "cdni", "dfa", "fa"], default="dni")
             sp.add_argument("--sg", choices=["linear", "mlp"], default="linear")
-            sp.add_argument("--seeds", type=_ints, default=[0, 1])
+            sp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="at least two")
         else:
             sp.add_argument("--arch", choices=["mlp", "cnn"], default="mlp")
             sp.add_argument("--hidden", type=_ints, default=[256, 256])

@@ -221,7 +221,8 @@ class _TestEval(Callback):
 def _train_classifier(mode: str, seed: int, train_ds, test_ds, arch: str, hidden: Sequence[int], activation: str,
                       sg: str, sg_hidden: int, sg_hidden_layers: int, target: str, epochs: int, batch_size: int,
                       lr: float, optimizer: str, device: str, run_dir: Path | None, spec: dict[str, Any],
-                      force: bool, progress: bool, val_ds=None, delay: int = 0) -> tuple[DNIModule, dict[str, Any]]:
+                      force: bool, progress: bool, val_ds=None, delay: int = 0,
+                      callbacks: tuple[Callback, ...] = ()) -> tuple[DNIModule, dict[str, Any]]:
     """Train one classifier. With ``val_ds`` the trainer validates (and selects) on it and the
     test set is only evaluated alongside, for the report: ``selected_test_acc`` is the test
     accuracy at the epoch of best validation accuracy. Without it (the representation runs)
@@ -247,7 +248,7 @@ def _train_classifier(mode: str, seed: int, train_ds, test_ds, arch: str, hidden
     probe = _TestEval(test_ds) if val_ds is not None else None
     rec = fit_run(module, train_ds, tcfg, val_data=test_ds if val_ds is None else val_ds, run_dir=run_dir, spec=spec,
                   force=force, every=10, progress=progress, desc=f"{mode}{f' delay {delay}' if delay else ''} seed {seed}",
-                  callbacks=(probe,) if probe else ())
+                  callbacks=((probe,) if probe else ()) + tuple(callbacks))
     module.cpu().eval()
     evals = rec.evals
     if probe is None:
@@ -276,8 +277,10 @@ def _train_classifier(mode: str, seed: int, train_ds, test_ds, arch: str, hidden
 # 3. representations: CKA between backprop and SG-trained layers
 @dataclass
 class RepresentationsConfig:
-    """Deep (by default linear) MLP with log-loss on digits/MNIST; backprop (two seeds) vs
-    linear-SG training (same two seeds); CKA of every hidden layer on the test set."""
+    """Deep (by default linear) MLP with log-loss on digits/MNIST; backprop vs linear-SG
+    training, one run of each per seed (an SG run starts from its seed's backprop weights);
+    CKA of every hidden layer on the test set, at the end of training and at *matched
+    accuracy* (the backprop epoch whose test accuracy is closest to the SG run's final one)."""
 
     data: str = "digits"
     mnist_dir: str | None = None
@@ -290,7 +293,7 @@ class RepresentationsConfig:
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     device: str = "cpu"
 
 
@@ -302,38 +305,95 @@ def effective_rank(h: torch.Tensor) -> float:
     return float(s2.sum() ** 2 / s2.pow(2).sum()) if s2.sum() > 0 else 0.0
 
 
+class _FeatureSnapshots(Callback):
+    """After every validation, the hidden features ``(N, D)`` of ``x`` per layer and the
+    validation accuracy (checkpointed, so a reloaded run keeps them)."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.feats, self.acc = x, [], []
+
+    def on_eval_end(self, trainer, module, metrics):
+        was = module.training
+        module.eval()
+        with torch.no_grad():
+            self.feats.append([f.detach().float().cpu() for f in module.features(self.x.to(trainer.device))[:-1]])
+        module.train(was)
+        self.acc.append(float(metrics.get("val/acc", float("nan"))))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"feats": self.feats, "acc": self.acc}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.feats, self.acc = list(state.get("feats", [])), list(state.get("acc", []))
+
+
+def _mean_std(rows: list[list[float]]) -> dict[str, list[float]]:
+    a = np.asarray(rows, dtype=np.float64)
+    return {"mean": a.mean(0).tolist(), "std": a.std(0).tolist(), "n": int(a.shape[0])}
+
+
 def run_representations(cfg: RepresentationsConfig, out_dir: Path | None = None, force: bool = False,
                         progress: bool = False) -> dict[str, Any]:
-    """Claim 3. Returns accuracy per run, CKA per hidden layer for the pairs
-    ``bp/bp`` (control: seeds differ), ``bp/sg`` (same seed), ``sg/sg`` (seeds differ),
-    and each layer's effective rank."""
-    if cfg.sg_mode not in ("dni", "cdni", "dfa", "fa"):
-        raise CanocapsInputError(f"--sg-mode must be dni, cdni, dfa or fa, got {cfg.sg_mode!r}")
-    if len(cfg.seeds) != 2 or cfg.seeds[0] == cfg.seeds[1]:
-        raise CanocapsInputError(f"representations needs two different seeds, got {cfg.seeds}")
+    """Claim 3. Per run: accuracy and effective ranks. CKA per hidden layer, mean and std over
+    seeds (pairs): ``bp/bp`` (control, seeds differ), ``bp/sg`` (same seed), ``sg/sg`` (seeds
+    differ), at the end of training; and at matched accuracy: ``bp@matched/sg`` (same seed)
+    against the control ``bp@matched/bp'@matched`` (seeds differ, both at that accuracy)."""
+    if cfg.sg_mode not in ("dni", "cdni", "dfa", "fa", "kickback"):
+        raise CanocapsInputError(f"--sg-mode must be dni, cdni, dfa, fa or kickback, got {cfg.sg_mode!r}")
+    if len(cfg.seeds) < 2 or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise CanocapsInputError(f"representations needs at least two different seeds, got {cfg.seeds}")
     train_ds = load_dataset(cfg.data, "train", cfg.mnist_dir)
     test_ds = load_dataset(cfg.data, "test", cfg.mnist_dir)
     feats: dict[str, list[torch.Tensor]] = {}
+    snaps: dict[int, _FeatureSnapshots] = {}
     runs: dict[str, Any] = {}
     for mode in ("backprop", cfg.sg_mode):
         for seed in cfg.seeds:
             name = f"{'bp' if mode == 'backprop' else 'sg'}{seed}"
+            snap = _FeatureSnapshots(test_ds.x) if mode == "backprop" else None
             module, res = _train_classifier(
                 mode, seed, train_ds, test_ds, "mlp", cfg.hidden, cfg.activation, cfg.sg, 256, 2, cfg.target,
                 cfg.epochs, cfg.batch_size, cfg.lr, cfg.optimizer, cfg.device,
                 _run_dir(out_dir, "representations", name),
-                {"experiment": "representations", "mode": mode, "seed": seed, **asdict(cfg)}, force, progress)
+                {"experiment": "representations", "mode": mode, "seed": seed, **asdict(cfg)}, force, progress,
+                callbacks=(snap,) if snap else ())
+            if snap is not None:
+                snaps[seed] = snap
             with torch.no_grad():
                 feats[name] = [f.detach() for f in module.features(test_ds.x)[:-1]]
             res["effective_rank"] = [effective_rank(f) for f in feats[name]]
             runs[name] = res
-    s0, s1 = cfg.seeds
-    pairs = {"bp/bp (control, seeds differ)": (f"bp{s0}", f"bp{s1}"),
-             "bp/sg (same seed)": (f"bp{s0}", f"sg{s0}"),
-             "bp/sg (same seed, 2nd)": (f"bp{s1}", f"sg{s1}"),
-             "sg/sg (seeds differ)": (f"sg{s0}", f"sg{s1}")}
-    cka = {label: [linear_cka(fa, fb) for fa, fb in zip(feats[a], feats[b])] for label, (a, b) in pairs.items()}
-    return {"experiment": "representations", "config": asdict(cfg), "runs": runs, "cka": cka,
+    pairs = [(a, b) for i, a in enumerate(cfg.seeds) for b in cfg.seeds[i + 1:]]
+
+    def cka(fa: list[torch.Tensor], fb: list[torch.Tensor]) -> list[float]:
+        return [linear_cka(x, y) for x, y in zip(fa, fb)]
+
+    def matched(seed: int, acc: float) -> tuple[int, float]:
+        accs = snaps[seed].acc
+        e = int(np.argmin([abs(a - acc) for a in accs]))
+        return e, accs[e]
+
+    final = {"bp/bp (control, seeds differ)": _mean_std([cka(feats[f"bp{a}"], feats[f"bp{b}"]) for a, b in pairs]),
+             "bp/sg (same seed)": _mean_std([cka(feats[f"bp{s}"], feats[f"sg{s}"]) for s in cfg.seeds]),
+             "sg/sg (seeds differ)": _mean_std([cka(feats[f"sg{a}"], feats[f"sg{b}"]) for a, b in pairs])}
+    match_rows, control_rows, match_info = [], [], {}
+    for s in cfg.seeds:
+        target = runs[f"sg{s}"]["test_acc"]
+        e, acc = matched(s, target)
+        match_rows.append(cka(snaps[s].feats[e], feats[f"sg{s}"]))
+        match_info[str(s)] = {"sg_acc": target, "bp_epoch": e + 1, "bp_acc": acc}
+        for o in cfg.seeds:
+            if o != s:
+                eo, _ = matched(o, target)
+                control_rows.append(cka(snaps[s].feats[e], snaps[o].feats[eo]))
+    at_matched = {"bp@matched/bp'@matched (control, seeds differ)": _mean_std(control_rows),
+                  "bp@matched/sg (same seed)": _mean_std(match_rows)}
+    rank = {kind: _mean_std([runs[f"{kind}{s}"]["effective_rank"] for s in cfg.seeds]) for kind in ("bp", "sg")}
+    rank["bp@matched"] = _mean_std([[effective_rank(f) for f in snaps[s].feats[match_info[str(s)]["bp_epoch"] - 1]]
+                                    for s in cfg.seeds])
+    acc = {kind: _mean_std([[runs[f"{kind}{s}"]["test_acc"]] for s in cfg.seeds]) for kind in ("bp", "sg")}
+    return {"experiment": "representations", "config": asdict(cfg), "runs": runs, "cka": final,
+            "cka_matched": at_matched, "matched": match_info, "effective_rank": rank, "accuracy": acc,
             "layers": [f"h{i + 1}" for i in range(len(cfg.hidden))]}
 
 

@@ -45,10 +45,11 @@ def _deeplinear(result: dict[str, Any], axes) -> None:
 
 def _representations(result: dict[str, Any], axes) -> None:
     layers = result["layers"]
-    pairs = list(result["cka"])
+    cka = {**result["cka"], **result.get("cka_matched", {})}
+    pairs = list(cka)
     width = 0.8 / len(pairs)
     for j, label in enumerate(pairs):
-        axes[0].bar(np.arange(len(layers)) + j * width, result["cka"][label], width, label=label)
+        axes[0].bar(np.arange(len(layers)) + j * width, cka[label]["mean"], width, yerr=cka[label]["std"], label=label)
     axes[0].set_xticks(np.arange(len(layers)) + 0.4 - width / 2, layers)
     axes[0].set(ylabel="linear CKA", ylim=(0, 1.4), title="representation similarity (test set)")
     axes[0].legend(fontsize=7, loc="upper center", ncol=2)

@@ -40,9 +40,11 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{_g(r.get('final_sg_cos'), '.3f')} | {r['seconds']:.1f} |")
     elif exp == "representations":
         layers = result["layers"]
-        lines += ["| pair | " + " | ".join(f"CKA {l}" for l in layers) + " |", "|---" * (len(layers) + 1) + "|"]
-        for label, vals in result["cka"].items():
-            lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+        lines += ["| pair (mean ± std over seeds / seed pairs) | " + " | ".join(f"CKA {l}" for l in layers) + " |",
+                  "|---" * (len(layers) + 1) + "|"]
+        for label, vals in {**result["cka"], **result.get("cka_matched", {})}.items():
+            lines.append(f"| {label} | " + " | ".join(f"{m:.3f} ± {sd:.3f}" for m, sd in zip(vals["mean"], vals["std"]))
+                         + " |")
         lines += ["", "| run | test acc | " + " | ".join(f"eff. rank {l}" for l in layers) + " |",
                   "|---" * (len(layers) + 2) + "|"]
         for name, r in result["runs"].items():
