@@ -331,7 +331,7 @@ def test_pipelined_blocks_read_stale_activations_and_update_without_waiting():
 def test_pipelined_cdni_still_reaches_the_deep_linear_optimum():
     from canocaps.extras.dni.experiments import DeepLinearConfig, run_deeplinear
 
-    res = run_deeplinear(DeepLinearConfig(n=64, d=4, hidden=4, k=2, depth=3, steps=1500, lr=0.1,
+    res = run_deeplinear(DeepLinearConfig(n=64, d=4, hidden=4, k=2, depth=2, steps=800, lr=0.1,
                                           record_every=100, modes=["cdni"], target="bootstrap", delay=2))
     r = res["results"]["cdni"]
     assert r["final_loss"] < 1e-4 * r["curve"]["loss"][0], (r["final_loss"], r["curve"]["loss"][0])

@@ -23,6 +23,8 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("generated friendly", ("friendliness", "generated_friendly_fraction"), "{:.2f}"),
     ("fixed friendly: classified so", ("friendliness", "conditioned_friendly_classified_as_intended"), "{:.2f}"),
     ("fixed unfriendly: classified so", ("friendliness", "conditioned_unfriendly_classified_as_intended"), "{:.2f}"),
+    ("OOB, fixed friendly", ("friendliness", "conditioned_friendly_stats", "oob_rate"), "{:.3f}"),
+    ("OOB, fixed unfriendly", ("friendliness", "conditioned_unfriendly_stats", "oob_rate"), "{:.3f}"),
 )
 REAL = {"avg speed": ("rollouts", "ground_truth", "avg_speed"), "path length": ("rollouts", "ground_truth", "path_length"),
         "OOB rate": ("rollouts", "ground_truth", "oob_rate"), "generated friendly": ("friendliness", "real_friendly_fraction")}
