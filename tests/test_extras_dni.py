@@ -257,3 +257,81 @@ def test_linear_cka_matches_naive_and_invariances():
     assert linear_cka(x, z) < 0.5
     with pytest.raises(CanocapsInputError):
         linear_cka(x, z[:30])
+
+
+# --- Kickback in the unified view -------------------------------------------------------------
+
+
+def test_kickback_update_is_summed_error_times_outgoing_weights():
+    """Kickback (one output, MSE): block 0 is updated with g_n = (1^T e_n) J_1^T 1, here
+    e_n * relu'(h1) W1 summed over the next layer's units; the last block gets the true gradient."""
+    torch.manual_seed(0)
+    blocks = [nn.Sequential(nn.Linear(4, 5), nn.ReLU()), nn.Sequential(nn.Linear(5, 3), nn.ReLU()),
+              nn.Sequential(nn.Linear(3, 1))]
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    m = DNIModule(blocks, x[:2], mode="kickback", loss="mse")
+    m.training_step({"x": x, "y": y}, 0)["loss"].backward()
+    b0, b1, b2 = m.blocks
+    h0 = b0(x)
+    h1 = b1(h0)
+    e = b2(h1) - y  # d(0.5 ||o - y||^2)/do, one output
+    a1 = h0 @ b1[0].weight.T + b1[0].bias
+    g0 = e * ((a1 > 0).float() @ b1[0].weight)  # (B, 5): e_n * sum_k 1[k active] W1[k, j]
+    ref = torch.autograd.grad(h0, b0[0].weight, grad_outputs=g0 / 8)[0]
+    torch.testing.assert_close(b0[0].weight.grad, ref)
+    assert float((ref - torch.autograd.grad(0.5 * (m(x) - y).pow(2).sum(1).mean(), b0[0].weight)[0]).abs().max()) > 1e-4
+
+
+def test_kickback_trains_a_one_output_regression():
+    torch.manual_seed(0)
+    x = torch.randn(128, 4)
+    y = (x @ torch.tensor([[1.0], [-0.5], [0.3], [0.8]])).relu()
+    m = DNIModule(mlp_layers([4, 16, 1]), x[:2], mode="kickback", loss="mse")
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    start = float(m.validation_step({"x": x, "y": y})["loss"])
+    for step in range(300):
+        opt.zero_grad()
+        m.training_step({"x": x, "y": y}, step)["loss"].backward()
+        opt.step()
+    assert float(m.validation_step({"x": x, "y": y})["loss"]) < 0.2 * start
+
+
+# --- update-decoupled (pipelined) training -------------------------------------------------------
+
+
+def test_pipelined_blocks_read_stale_activations_and_update_without_waiting():
+    """delay=1: at step t the last block trains on the activation (and labels) block 0 produced
+    at step t-1, while block 0 updates from its SG on batch t in the same step."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 4)  # three batches
+    y = torch.tensor([[0] * 6, [1] * 6, [2] * 6])
+    m = DNIModule(mlp_layers([4, 5, 3]), x[0, :2], mode="cdni", sg="linear", target="bootstrap", delay=1)
+    _randomise(m.sgs)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    w0 = m.blocks[0][0].weight.detach().clone()
+    w1 = m.blocks[1][0].weight.detach().clone()
+    out = m.training_step({"x": x[0], "y": y[0]}, 0)
+    assert "task_loss" not in out  # the upper block has nothing to read yet
+    h_stale = m.blocks[0](x[0]).detach()  # what block 0 sent up at step 0
+    opt.zero_grad()
+    out["loss"].backward()
+    assert m.blocks[1][0].weight.grad is None or float(m.blocks[1][0].weight.grad.abs().max()) == 0.0
+    opt.step()
+    assert float((m.blocks[0][0].weight.detach() - w0).abs().max()) > 0  # block 0 moved at once, from its SG
+    torch.testing.assert_close(m.blocks[1][0].weight, w1)
+    out = m.training_step({"x": x[1], "y": y[1]}, 1)
+    expected = per_sample_loss(m.blocks[1](h_stale), y[0], "ce").mean()  # batch 0's activation and labels
+    torch.testing.assert_close(out["task_loss"], expected.detach())
+    with torch.no_grad():
+        assert float((m.blocks[1](m.blocks[0](x[0])) - m.blocks[1](h_stale)).abs().max()) > 0  # it was stale
+    with pytest.raises(CanocapsInputError, match="bootstrap"):
+        DNIModule(mlp_layers([4, 5, 3]), x[0, :2], mode="cdni", target="true", delay=1)
+
+
+def test_pipelined_cdni_still_reaches_the_deep_linear_optimum():
+    from canocaps.extras.dni.experiments import DeepLinearConfig, run_deeplinear
+
+    res = run_deeplinear(DeepLinearConfig(n=64, d=4, hidden=4, k=2, depth=2, steps=800, lr=0.1,
+                                          record_every=100, modes=["cdni"], target="bootstrap", delay=2))
+    r = res["results"]["cdni"]
+    assert r["final_loss"] < 1e-4 * r["curve"]["loss"][0], (r["final_loss"], r["curve"]["loss"][0])

@@ -55,10 +55,17 @@ def test_cli_lstsq_writes_json_png_and_refuses_overwrite(tmp_path, capsys):
 
 
 def test_cli_classify_resumes_finished_runs_and_rejects_changed_settings(tmp_path, capsys):
-    argv = ["classify", "--out", str(tmp_path), "--epochs", "1", "--seeds", "0", "--modes", "backprop,cdni",
-            "--hidden", "16", "--sg-hidden", "8", "--no-progress", "--no-plot"]
+    argv = ["classify", "--out", str(tmp_path), "--epochs", "2", "--seeds", "0", "--modes", "backprop,cdni",
+            "--hidden", "16", "--sg-hidden", "8", "--delays", "1", "--no-progress", "--no-plot"]
     assert main(argv) == 0
     first = json.loads((tmp_path / "classify.json").read_text())
+    # selection on a validation split cut from the training split; test only reported
+    assert (first["n_train"], first["n_val"], first["n_test"]) == (1294, 144, 359)
+    assert set(first["runs"]) == {"backprop", "cdni", "cdni_delay1"}
+    for run in (r["0"] for r in first["runs"].values()):
+        assert run["best_val_acc"] == max(run["curve"]["val_acc"]) and len(run["curve"]["test_acc"]) == 2
+        assert run["selected_test_acc"] == run["curve"]["test_acc"][run["curve"]["val_acc"].index(run["best_val_acc"])]
+        assert "best_test_acc" not in run
     (tmp_path / "classify.json").unlink()
     assert main(argv) == 0  # the runs are reloaded from their checkpoints, not retrained
     second = json.loads((tmp_path / "classify.json").read_text())
@@ -88,3 +95,17 @@ def test_python_m_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "canocaps.extras.dni", "lstsq", "--out", str(tmp_path),
                            "--steps", "0"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("canocaps extras dni: error:"), proc.stderr
+
+
+def test_representations_at_matched_accuracy_over_seeds():
+    from canocaps.extras.dni.experiments import RepresentationsConfig, run_representations
+
+    res = run_representations(RepresentationsConfig(hidden=[8, 8], epochs=3, seeds=[0, 1, 2]))
+    assert res["cka"]["bp/sg (same seed)"]["n"] == 3 and res["cka"]["bp/bp (control, seeds differ)"]["n"] == 3
+    assert res["cka_matched"]["bp@matched/bp'@matched (control, seeds differ)"]["n"] == 6
+    for s, m in res["matched"].items():
+        accs = [e["val/acc"] for e in [{"val/acc": a} for a in res["runs"][f"bp{s}"]["curve"]["test_acc"]]]
+        assert m["bp_acc"] == min(accs, key=lambda a: abs(a - m["sg_acc"])) and 1 <= m["bp_epoch"] <= 3
+    for block in (res["cka"], res["cka_matched"]):
+        for vals in block.values():
+            assert all(0.0 <= v <= 1.0 + 1e-9 for v in vals["mean"]) and len(vals["std"]) == 2

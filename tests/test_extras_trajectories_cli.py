@@ -24,7 +24,7 @@ def pipeline(tmp_path_factory):
                  "--quiet"]) == 0
     assert main(["label", str(data), "--lf", "flock", "--quiet"]) == 0
     assert main(["label", str(data), "--lf", "window", "--param", "window=10", "--quiet"]) == 0
-    for model, extra in (("rnn_gauss", []), ("macro_vrnn", ["--macro", "flock"])):
+    for model, extra in (("rnn_gauss", []), ("macro_vrnn", ["--macro", "flock", "--select", "rollout"])):
         assert main(["train", str(data), "-o", str(root / model), "--model", model, "--epochs", "1",
                      "--batch-size", "16", "--hparam", "rnn_dim=16", "--hparam", "h_dim=16", "--quiet", *extra]) == 0
     return root
@@ -54,10 +54,13 @@ def test_simulate_resumes_and_refuses_to_clobber(pipeline, capsys):
 
 def test_train_writes_run_and_refuses_second_run(pipeline, capsys):
     run = pipeline / "macro_vrnn"
-    for name in ("run.json", "best.pt", "last.pt", "metrics.csv"):
+    for name in ("run.json", "best.pt", "last.pt", "metrics.csv", "best_rollout.pt", "rollout_selection.json"):
         assert (run / name).is_file(), name
     record = json.loads((run / "run.json").read_text())
-    assert record["macro_lf"] == "flock" and record["hparams"]["n_macro"] == 2
+    assert record["macro_lf"] == "flock" and record["hparams"]["n_macro"] == 2 and record["select"] == "rollout"
+    sel = json.loads((run / "rollout_selection.json").read_text())
+    (check,) = sel["checks"]  # one epoch: one validation rollout check
+    assert sel["best_score"] == check["val/rollout_score"] and 0.0 <= check["val/rollout_intent1_acc"] <= 1.0
     assert main(["train", str(pipeline / "data"), "-o", str(run), "--model", "macro_vrnn", "--macro", "flock",
                  "--quiet"]) == 2
     assert "already holds a run" in capsys.readouterr().err
@@ -98,15 +101,28 @@ def test_sample_and_plot(pipeline, capsys):
 
 def test_eval_report(pipeline, capsys):
     js = pipeline / "eval.json"
-    assert main(["eval", str(pipeline / "macro_vrnn"), "--n-rollouts", "4", "--json", str(js), "--quiet"]) == 0
+    assert main(["eval", str(pipeline / "macro_vrnn"), "--n-rollouts", "4", "--json", str(js), "--quiet",
+                 "--iw-samples", "3"]) == 0
     rep = json.loads(js.read_text())
     assert rep == _json(capsys)
+    assert rep["checkpoint"] == "best_rollout"  # the run was trained with --select rollout
     b = rep["bound"]
+    assert b["iw_samples"] == 3 and b["iw_loss"] < b["loss"] + 50.0
     assert b["loss"] == pytest.approx(b["nll"] + b["kl"] + b["ce"], rel=1e-6) and b["n_sequences"] == 8
     assert set(rep["rollouts"]["generated"]) == {"avg_speed", "path_length", "oob_rate", "n_sequences"}
     fr = rep["friendliness"]
     for k in ("conditioned_friendly_classified_as_intended", "conditioned_unfriendly_classified_as_intended"):
         assert 0.0 <= fr[k] <= 1.0
+    js2 = pipeline / "eval_last.json"
+    assert main(["eval", str(pipeline / "macro_vrnn"), "--n-rollouts", "4", "--json", str(js2), "--quiet",
+                 "--checkpoint", "last", "--temperature", "0.5"]) == 0
+    capsys.readouterr()
+    assert json.loads(js2.read_text())["temperature"] == 0.5
+    assert main(["summarize", str(js), str(js2)]) == 0
+    summary = _json(capsys)
+    stats = summary["groups"]["macro_vrnn (flock LF)"]
+    assert stats["OOB rate"]["n"] == 2 and "± " in summary["table"] and "| real data |" in summary["table"]
+    assert main(["summarize", str(pipeline / "data" / "meta.json")]) == 2
 
 
 @pytest.mark.parametrize("argv,match", [

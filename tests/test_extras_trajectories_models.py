@@ -126,10 +126,6 @@ def test_sampling_shapes_prefix_and_determinism(name, tiny):
     assert (a["x"][:, 4:] - c["x"][:, 4:]).abs().max() > 0
     if name == "macro_vrnn":
         assert a["macro"].shape == (3, 20, 8) and int(a["macro"].max()) < 2 and int(a["macro"].min()) >= 0
-        fixed = model.sample(prefix, 20, fix_macro=1, generator=torch.Generator().manual_seed(5))
-        assert (fixed["macro"] == 1).all()
-        forced = model.sample(prefix, 20, macro=torch.zeros(3, 20, 8, dtype=torch.long))
-        assert (forced["macro"] == 0).all()
     with pytest.raises(CanocapsInputError, match="prefix"):
         model.sample(prefix[:, :, :15], 20)
 
@@ -158,3 +154,133 @@ def test_model_input_errors(tiny):
         build_model("lstm", n_agents=8)
     assert np.isfinite(float(build_model("vrnn_single", **_hp("vrnn_single")).validation_step(
         {"x": train.x[:4]})["elbo"]))
+
+
+# --- the macro-intent conditioning matters ------------------------------------------------------------------
+
+
+def _two_way(n: int, T: int = 10, seed: int = 0) -> TrajectoryDataset:
+    """Two agents; while the intent is 0 both move right, while it is 1 left (0.1 per frame,
+    small noise), and the intent flips once at a random frame: only the intent tells when."""
+    g = np.random.default_rng(seed)
+    first = g.integers(0, 2, n)
+    flip = g.integers(2, T - 2, n)
+    m = np.where(np.arange(T)[None] < flip[:, None], first[:, None], 1 - first[:, None])  # (n, T)
+    step = np.where(m[:, :-1] == 1, -0.1, 0.1)
+    x = np.zeros((n, T, 4), np.float32)
+    x[:, 1:, 0::2] = np.cumsum(step, 1)[..., None]
+    x[..., 1::2] = np.array([0.5, -0.5])
+    x += g.normal(0, 0.01, x.shape).astype(np.float32)
+    return TrajectoryDataset(x, np.repeat(m[..., None], 2, 2), first)
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_intent_input_changes_likelihood_and_rollouts(tiny, relative):
+    """Cutting the intent out of the agents' conditioning (e.g. zeroing the one-hot) makes the
+    per-agent NLL + KL independent of the intents and the fixed-intent rollouts identical."""
+    train, _ = tiny
+    torch.manual_seed(0)
+    model = build_model("macro_vrnn", **_hp("macro_vrnn"), velocity_scale=10.0, relative=relative,
+                        max_step=0.2).eval()
+    x, m = train.x[:6], train.macro[:6]
+    with torch.no_grad():
+        torch.manual_seed(3)
+        right = model.loss_terms(x, m)
+        torch.manual_seed(3)
+        flipped = model.loss_terms(x, 1 - m)
+    assert float((right["neg_elbo_given_macro"] - flipped["neg_elbo_given_macro"]).abs().min()) > 1e-3
+    prefix = x[:, :1]
+    r0 = model.sample(prefix, T_SHORT, fix_macro=0, generator=torch.Generator().manual_seed(5))["x"]
+    r1 = model.sample(prefix, T_SHORT, fix_macro=1, generator=torch.Generator().manual_seed(5))["x"]
+    assert float((r0[:, 1:] - r1[:, 1:]).abs().max()) > 1e-3
+
+
+def test_fixed_intent_rollouts_follow_the_intent(tmp_path):
+    """Trained on data where only the intent says which way the agents go, rollouts with the
+    intent fixed go that way; the NLL of the data is much better with the true intents than
+    with the flipped ones."""
+    train, val = _two_way(256), _two_way(64, seed=1)
+    torch.manual_seed(0)
+    model = build_model("macro_vrnn", n_agents=2, n_macro=2, z_dim=2, h_dim=16, rnn_dim=16, macro_rnn_dim=8,
+                        velocity_scale=10.0, relative=True, max_step=0.2)
+    Trainer(TrainConfig(epochs=10, batch_size=32, lr=3e-3, progress=False, device="cpu", monitor=None)).fit(
+        model, train)
+    model.eval()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        true = model.loss_terms(val.x, val.macro)["neg_elbo_given_macro"].mean()
+        torch.manual_seed(1)
+        wrong = model.loss_terms(val.x, 1 - val.macro)["neg_elbo_given_macro"].mean()
+    assert float(wrong - true) > 20.0, (float(true), float(wrong))  # exactly 0 if the intent is cut
+    prefix = val.x[:, :1]
+    means = []
+    for intent, sign in ((0, 1.0), (1, -1.0)):
+        roll = model.sample(prefix, 10, fix_macro=intent, generator=torch.Generator().manual_seed(intent))
+        dx = (roll["x"][:, -1, 0::2] - roll["x"][:, 0, 0::2]).mean(1)  # (n,) mean x displacement (data: +-0.9)
+        assert float((sign * dx > 0.2).float().mean()) >= 0.9, (intent, dx[:8])
+        means.append(float(dx.mean()))
+    assert means[0] - means[1] > 0.8, means
+
+
+# --- step parameterisation, relative features, importance weighting ----------------------------------------
+
+
+def test_bounded_steps_and_relative_features():
+    torch.manual_seed(0)
+    model = build_model("vrnn_indep", n_agents=3, z_dim=2, h_dim=8, rnn_dim=8, max_step=0.2, velocity_scale=10.0,
+                        relative=True)
+    big = torch.full((2, 3, 2), 1e3)
+    assert float((model.core.mean(big, 0.0) - 0.2).abs().max()) < 1e-6
+    y, yp = torch.randn(4, 6), torch.randn(4, 6)
+    shift = torch.tensor([0.7, -1.3]).repeat(3)
+    c, c_shift = model._joint(y, yp), model._joint(y + shift, yp + shift)
+    torch.testing.assert_close(c[..., 2:], c_shift[..., 2:])  # relative positions and displacements: invariant
+    torch.testing.assert_close(c_shift[..., :2] - c[..., :2], shift[:2].expand(4, 3, 2))  # own position moves
+    torch.testing.assert_close(c[:, 1, 2:8], y - y[:, 2:4].repeat(1, 3))  # agent 1 sees everybody minus itself
+    with pytest.raises(CanocapsInputError, match="max_step"):
+        build_model("rnn_gauss", n_agents=3, max_step=0.2, residual=False)
+
+
+def test_sampled_kl_is_unbiased_and_iw_bound_tightens(tiny):
+    train, _ = tiny
+    torch.manual_seed(0)
+    model = build_model("vrnn_indep", **_hp("vrnn_indep"), velocity_scale=10.0, relative=True).eval()
+    x = train.x[:2]
+    with torch.no_grad():
+        torch.manual_seed(1)
+        analytic = model.loss_terms(x.repeat(2000, 1, 1))["kl"].mean()
+        torch.manual_seed(1)
+        sampled = model.loss_terms(x.repeat(2000, 1, 1), sampled_kl=True)["kl"]
+        assert float((sampled.mean() - analytic).abs()) < 4 * float(sampled.std()) / 2000 ** 0.5 + 1e-3
+        x = train.x[:8]
+        torch.manual_seed(2)
+        elbo = model.iw_bound(x, k=1)
+        torch.manual_seed(2)
+        iw16 = model.iw_bound(x, k=16)
+        torch.manual_seed(2)  # the same k = 16 importance samples, averaged by hand
+        manual = model.loss_terms(x.repeat(16, 1, 1), sampled_kl=True)["loss"].view(16, 8)
+        torch.testing.assert_close(iw16, -(torch.logsumexp(-manual.double(), 0) - np.log(16)).float())
+    assert float(iw16.mean()) < float(elbo.mean())  # tighter
+    gauss = build_model("rnn_gauss", **_hp("rnn_gauss"))
+    torch.testing.assert_close(gauss.iw_bound(x, k=4), gauss.loss_terms(x)["loss"])  # exact likelihood
+    with pytest.raises(CanocapsInputError, match="importance samples"):
+        model.iw_bound(x, k=0)
+    report = evaluate_bound(model, TrajectoryDataset(x.numpy()), seed=0, iw_samples=4)
+    assert report["iw_samples"] == 4 and report["iw_loss"] <= report["loss"] + 1.0
+
+
+def test_rollout_score_and_temperature(tiny):
+    from canocaps.extras.trajectories.selection import rollout_score
+
+    real = {"avg_speed": 0.08, "oob_rate": 0.0}
+    assert rollout_score({"avg_speed": 0.08, "oob_rate": 0.0}, real, [1.0, 1.0]) == 0.0
+    assert rollout_score({"avg_speed": 0.12, "oob_rate": 0.1}, real, [0.8, 0.6]) == pytest.approx(0.5 + 0.1 + 0.3)
+    assert rollout_score({"avg_speed": 0.04, "oob_rate": 0.0}, real, friendly_gap=-0.2) == pytest.approx(0.7)
+    train, _ = tiny
+    for name in ("rnn_gauss", "vrnn_indep"):
+        model = build_model(name, **_hp(name)).eval().set_temperature(0.0)
+        a = model.sample(train.x[:2, :1], 6, generator=torch.Generator().manual_seed(1))["x"]
+        b = model.sample(train.x[:2, :1], 6, generator=torch.Generator().manual_seed(2))["x"]
+        torch.testing.assert_close(a, b)  # no noise at temperature 0
+    with pytest.raises(CanocapsInputError, match="temperature"):
+        model.set_temperature(-1.0)

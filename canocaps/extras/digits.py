@@ -69,11 +69,12 @@ def _train_test_indices(y: np.ndarray, test_fraction: float, seed: int, method: 
 
 
 def load_digits(split: str = "train", *, test_fraction: float = 0.2, seed: int = 0, flatten: bool = True,
-                dtype: torch.dtype = torch.float32, method: str = "stratified") -> TensorPairDataset:
+                dtype: torch.dtype = torch.float32, method: str = "stratified", upsample: int = 1) -> TensorPairDataset:
     """One split of the 8x8 digits (see the module docstring).
 
-    Returns x ``(n, 64)`` (``flatten``) or ``(n, 1, 8, 8)`` of ``dtype`` in [0, 1], y ``(n,)`` int64;
-    the same arguments give the same images in the same order.
+    Returns x ``(n, 64)`` (``flatten``) or ``(n, 1, 8k, 8k)`` of ``dtype`` in [0, 1] (``upsample`` = k:
+    bilinear resize of the images; images only), y ``(n,)`` int64; the same arguments give the
+    same images in the same order.
     """
     from sklearn.datasets import load_digits as _sk_digits
 
@@ -87,4 +88,11 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.2, seed: int =
     tr, te = _train_test_indices(y, test_fraction, seed, method)
     idx = np.concatenate([tr, te]) if split == "all" else (tr if split == "train" else te)
     xs = torch.as_tensor(x[idx], dtype=dtype)
-    return TensorPairDataset(xs if flatten else xs.reshape(-1, 1, 8, 8), torch.as_tensor(y[idx]))
+    if flatten:
+        if upsample != 1:
+            raise CanocapsInputError("upsample needs images (flatten=False)")
+        return TensorPairDataset(xs, torch.as_tensor(y[idx]))
+    xs = xs.reshape(-1, 1, 8, 8)
+    if upsample > 1:
+        xs = torch.nn.functional.interpolate(xs, scale_factor=upsample, mode="bilinear", align_corners=False)
+    return TensorPairDataset(xs, torch.as_tensor(y[idx]))

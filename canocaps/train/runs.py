@@ -35,7 +35,7 @@ from canocaps.errors import CanocapsInputError
 __all__ = ["RUN_FILES", "prepare_run", "read_spec", "holds_run"]
 
 #: files a run writes beside its spec (removed when a run is restarted with ``force``)
-RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "train_config.yaml")
+RUN_FILES = ("last.pt", "best.pt", "best_rollout.pt", "metrics.csv", "train_config.yaml")
 
 
 def _dump(spec: Mapping[str, Any], path: Path) -> str:

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--modes", type=_strs, default=["backprop", "cdni", "dni"],
                     help="comma-separated training modes: backprop, cdni, dni")
     sp.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    sp.add_argument("--delay", type=int, default=0,
+                    help="pipelined update-decoupled SG training: the upper block reads activations this many "
+                         "steps old (0 = synchronous; > 0 uses bootstrapped SG targets)")
     common(sp)
 
     sp = sub.add_parser("deeplinear", help="claim 2: deep linear net + linear SG reaches the global optimum")
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="regression target of the synthetic gradients: the true per-sample gradient, or "
                              "the next SG's prediction pulled back through the next block (bootstrap)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    sp.add_argument("--delay", type=int, default=0,
+                    help="pipelined update-decoupled SG training: block i reads block i-1's activation from this "
+                         "many steps earlier (0 = synchronous; > 0 needs --target bootstrap)")
     common(sp)
 
     for name, help_ in (("representations", "claim 3: linear SG + log-loss learns other representations (CKA)"),
@@ -94,14 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--sg-mode", choices=["dni", "cdni", "dfa", "fa"], default="dni",
                             help="the mode compared with backprop")
             sp.add_argument("--sg", choices=["linear", "mlp"], default="linear", help="synthetic-gradient module")
-            sp.add_argument("--seeds", type=_ints, default=[0, 1], help="comma-separated seeds, one run each")
+            sp.add_argument("--seeds", type=_ints, default=[0, 1, 2], help="comma-separated seeds, at least two")
         else:
             sp.add_argument("--arch", choices=["mlp", "cnn"], default="mlp", help="network")
             sp.add_argument("--hidden", type=_ints, default=[256, 256], help="comma-separated hidden widths")
             sp.add_argument("--activation", choices=["linear", "relu", "tanh"], default="relu",
                             help="hidden activation")
             sp.add_argument("--modes", type=_strs, default=["backprop", "dni", "cdni", "dfa", "fa"],
-                            help="comma-separated training modes")
+                            help="comma-separated training modes from backprop, dni, cdni, dfa, fa, kickback")
+            sp.add_argument("--delays", type=_ints, default=[],
+                            help="also run dni/cdni pipelined with these delays (e.g. 1,2; bootstrapped targets)")
             sp.add_argument("--sg", choices=["linear", "mlp"], default="mlp", help="synthetic-gradient module")
             sp.add_argument("--sg-hidden", type=int, default=256, help="width of an MLP synthetic-gradient module")
             sp.add_argument("--sg-hidden-layers", type=int, default=1,

@@ -94,9 +94,20 @@ def load_mnist(root: str | os.PathLike, split: str = "train", flatten: bool = Tr
     return TensorPairDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
 
+VAL_FRACTION = 0.1
+
+
 def load_dataset(name: str, split: str, mnist_dir: str | os.PathLike | None = None,
                  flatten: bool = True) -> TensorPairDataset:
-    """``name`` = "digits" (the ``randperm`` split) | "mnist" (the latter needs ``mnist_dir``)."""
+    """``name`` = "digits" (the ``randperm`` split) | "mnist" (the latter needs ``mnist_dir``); ``split`` = "train",
+    "test", or "fit" / "val": the training split cut into 90 % / 10 % by a fixed permutation
+    (seed 0), for model selection without looking at the test set."""
+    if split in ("fit", "val"):
+        full = load_dataset(name, "train", mnist_dir, flatten)
+        perm = torch.randperm(len(full), generator=torch.Generator().manual_seed(0))
+        n_val = max(1, int(round(VAL_FRACTION * len(full))))
+        idx = perm[:n_val] if split == "val" else perm[n_val:]
+        return TensorPairDataset(full.x[idx], full.y[idx])
     if name == "digits":
         return load_digits(split, flatten=flatten, method="randperm")
     if name == "mnist":

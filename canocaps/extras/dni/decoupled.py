@@ -29,9 +29,26 @@ parameters get the gradient of their regression loss. SGs predict *per-sample* g
   detached block input), chained from the output error;
 - ``target="bootstrap"`` (Jaderberg et al.): the next SG's prediction pulled back through
   the next block only, ``t_i = J_{i+1}^T sg(g_{i+1})`` (the true error for the last block).
+
+``kickback`` (Balduzzi et al. 2015, in Czarnecki et al.'s unified view): a fixed-form SG
+fed by the *scalar* global error, ``g_i = (1^T e_n) J_{i+1}^T 1`` per sample: the summed
+output error times the sum of the next block's outgoing weights (through its active
+units). For softmax cross-entropy ``1^T e = 0``, so it is only meaningful with a scalar
+(or same-sign) error, e.g. regression with one output.
+
+**Update-decoupled (pipelined) training**, ``delay = d >= 1`` (dni / cdni, bootstrapped
+targets): the blocks run as a pipeline, as in Jaderberg et al.'s timelines. At trainer step
+t block 0 reads batch t and updates at once from its SG; block i >= 1 reads the activation
+that block i - 1 produced ``d`` steps earlier (a FIFO queue, computed with block i - 1's
+parameters of that time: stale), updates from its own SG (the last block: the true loss),
+and sends back the bootstrapped target ``J_{i}^T g_i`` for SG_{i-1}, which then regresses
+on the stale activation it was computed from. No block waits for the blocks above it;
+during the first ``i * d`` steps block i has nothing to read and stays idle. The queues are
+not checkpointed: a resumed run refills its pipeline.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Sequence
 
 import torch
@@ -48,8 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["MODES", "DNIModule", "split_sequential", "mlp_layers", "cnn_layers", "per_sample_loss"]
 
-MODES = ("backprop", "dni", "cdni", "dfa", "fa")
-_DECOUPLED = ("dni", "cdni", "dfa")
+MODES = ("backprop", "dni", "cdni", "dfa", "fa", "kickback")
+_DECOUPLED = ("dni", "cdni", "dfa", "kickback")
 
 
 def per_sample_loss(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
@@ -119,6 +136,8 @@ class DNIModule(nn.Module):
         sg_lr_scale: SG learning rate = ``config.lr * sg_lr_scale``.
         sg_loss_weight: ``w`` in the surrogate.
         feedback_seed: seed of the fixed DFA matrices.
+        delay: 0 (synchronous, default) or ``d >= 1``: pipelined update-decoupled training
+            (module docstring), dni / cdni with ``target="bootstrap"`` only.
 
     Batches are dicts ``{"x": (B, ...), "y": (B,) int64 or (B, K) float}``.
     """
@@ -126,8 +145,15 @@ class DNIModule(nn.Module):
     def __init__(self, blocks: Sequence[nn.Module], example_input: torch.Tensor, mode: str = "backprop",
                  loss: str = "ce", sg: str = "mlp", target: str = "true", num_classes: int | None = None,
                  sg_hidden: int = 256, sg_hidden_layers: int = 2, sg_kernel_size: int | None = None,
-                 sg_lr_scale: float = 1.0, sg_loss_weight: float = 1.0, feedback_seed: int = 0):
+                 sg_lr_scale: float = 1.0, sg_loss_weight: float = 1.0, feedback_seed: int = 0, delay: int = 0):
         super().__init__()
+        if delay < 0:
+            raise CanocapsInputError(f"delay must be >= 0, got {delay}")
+        if delay and (mode not in ("dni", "cdni") or target != "bootstrap"):
+            raise CanocapsInputError("delay > 0 (pipelined training) needs mode dni or cdni with target 'bootstrap': "
+                                     "the true gradient is not available without waiting for the blocks above")
+        self.delay = int(delay)
+        self._queues: list[deque] = []
         if mode not in MODES:
             raise CanocapsInputError(f"unknown mode {mode!r} (expected one of {', '.join(MODES)})")
         if target not in ("true", "bootstrap"):
@@ -202,6 +228,8 @@ class DNIModule(nn.Module):
         ``sg_loss`` and ``sg_cos`` (cosine between estimate and true gradient) when decoupled."""
         x, y = batch["x"], batch["y"]
         n = x.shape[0]
+        if self.delay:
+            return self._pipelined_step(x, y)
         if not self.decoupled:
             out = self(x)
             task = per_sample_loss(out, y, self.loss_name).mean()
@@ -234,6 +262,13 @@ class DNIModule(nn.Module):
         surrogate = task
         if self.mode == "dfa":
             deltas = [sg(err.detach()) for sg in self.sgs]
+        elif self.mode == "kickback":
+            scalar = err.detach().flatten(1).sum(1)  # (B,) the global error 1^T e
+            deltas = []
+            for i in range(k - 1):
+                ones = torch.ones_like(hs[i + 1])
+                fan = torch.autograd.grad(hs[i + 1], ins[i], grad_outputs=ones, retain_graph=True)[0]
+                deltas.append(scalar.view(-1, *[1] * (fan.dim() - 1)) * fan.detach())
         else:
             ctx = self.context(y) if self.mode == "cdni" else None
             preds = [sg(hs[i].detach(), ctx) for i, sg in enumerate(self.sgs)]
@@ -253,6 +288,48 @@ class DNIModule(nn.Module):
             cos = [F.cosine_similarity(d.flatten(), t.flatten(), dim=0, eps=1e-12) for d, t in zip(deltas, true_grads)]
             logs["sg_cos"] = torch.stack(cos).mean().detach()
         return {"loss": surrogate, "task_loss": task.detach(), **self._acc(out, y), **logs}
+
+    def _pipelined_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One tick of the pipeline (module docstring): every block that has an input updates
+        from its SG (the last block from the task loss) on its own, possibly stale, batch."""
+        k = len(self.blocks)
+        if len(self._queues) != k - 1:
+            self._queues = [deque() for _ in range(k - 1)]
+        surrogate = x.new_zeros(())
+        logs: dict[str, torch.Tensor] = {}
+        sg_losses = []
+        inp, lab = x, y
+        for i, blk in enumerate(self.blocks):
+            if i > 0:
+                q = self._queues[i - 1]
+                q.append((h.detach(), lab))
+                if len(q) <= self.delay:
+                    break  # the pipeline is still filling: blocks i.. have nothing to read yet
+                inp, lab = q.popleft()
+                inp = inp.requires_grad_(True)
+            h = blk(inp)
+            n = h.shape[0]
+            if i == k - 1:
+                per = per_sample_loss(h, lab, self.loss_name)
+                surrogate = surrogate + per.mean()
+                logs["task_loss"] = per.mean().detach()
+                logs.update(self._acc(h, lab))
+                back = torch.autograd.grad(per.sum(), h, retain_graph=True)[0]
+            else:
+                ctx = self.context(lab) if self.mode == "cdni" else None
+                g = self.sgs[i](h.detach(), ctx).detach()
+                surrogate = surrogate + (h * g).sum() / n
+                back = g
+            if i > 0:  # bootstrapped target for SG_{i-1}, on the stale activation block i read
+                target = torch.autograd.grad(h, inp, grad_outputs=back, retain_graph=True)[0].detach()
+                ctx = self.context(lab) if self.mode == "cdni" else None
+                pred = self.sgs[i - 1](inp.detach(), ctx)
+                sg_losses.append((pred - target).pow(2).flatten(1).sum(1).mean())
+        if sg_losses:
+            sg_loss = sum(sg_losses)
+            surrogate = surrogate + self.sg_loss_weight * sg_loss
+            logs["sg_loss"] = sg_loss.detach()
+        return {"loss": surrogate, **logs}
 
     @torch.no_grad()
     def validation_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

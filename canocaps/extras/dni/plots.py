@@ -10,7 +10,9 @@ from canocaps._files import atomic_path
 
 __all__ = ["plot_result"]
 
-_COLORS = {"backprop": "k", "dni": "tab:blue", "cdni": "tab:orange", "dfa": "tab:green", "fa": "tab:red"}
+_COLORS = {"backprop": "k", "dni": "tab:blue", "cdni": "tab:orange", "dfa": "tab:green", "fa": "tab:red",
+           "kickback": "tab:purple", "cdni_delay1": "tab:brown", "cdni_delay2": "tab:pink",
+           "dni_delay1": "tab:cyan", "dni_delay2": "tab:olive"}
 
 
 def _figure(ncols: int, width: float = 4.6, height: float = 3.6):
@@ -43,10 +45,11 @@ def _deeplinear(result: dict[str, Any], axes) -> None:
 
 def _representations(result: dict[str, Any], axes) -> None:
     layers = result["layers"]
-    pairs = list(result["cka"])
+    cka = {**result["cka"], **result.get("cka_matched", {})}
+    pairs = list(cka)
     width = 0.8 / len(pairs)
     for j, label in enumerate(pairs):
-        axes[0].bar(np.arange(len(layers)) + j * width, result["cka"][label], width, label=label)
+        axes[0].bar(np.arange(len(layers)) + j * width, cka[label]["mean"], width, yerr=cka[label]["std"], label=label)
     axes[0].set_xticks(np.arange(len(layers)) + 0.4 - width / 2, layers)
     axes[0].set(ylabel="linear CKA", ylim=(0, 1.4), title="representation similarity (test set)")
     axes[0].legend(fontsize=7, loc="upper center", ncol=2)

@@ -40,20 +40,22 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{_g(r.get('final_sg_cos'), '.3f')} | {r['seconds']:.1f} |")
     elif exp == "representations":
         layers = result["layers"]
-        lines += ["| pair | " + " | ".join(f"CKA {l}" for l in layers) + " |", "|---" * (len(layers) + 1) + "|"]
-        for label, vals in result["cka"].items():
-            lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+        lines += ["| pair (mean ± std over seeds / seed pairs) | " + " | ".join(f"CKA {l}" for l in layers) + " |",
+                  "|---" * (len(layers) + 1) + "|"]
+        for label, vals in {**result["cka"], **result.get("cka_matched", {})}.items():
+            lines.append(f"| {label} | " + " | ".join(f"{m:.3f} ± {sd:.3f}" for m, sd in zip(vals["mean"], vals["std"]))
+                         + " |")
         lines += ["", "| run | test acc | " + " | ".join(f"eff. rank {l}" for l in layers) + " |",
                   "|---" * (len(layers) + 2) + "|"]
         for name, r in result["runs"].items():
             lines.append(f"| {name} | {r['test_acc']:.4f} | " + " | ".join(f"{v:.2f}" for v in r["effective_rank"]) + " |")
     elif exp == "classify":
         n = len(result["config"]["seeds"])
-        lines += [f"| method | final test acc (mean ± std, {n} seeds) | best test acc (mean) | s / run |",
-                  "|---|---|---|---|"]
+        lines += [f"| method | test acc at best val epoch (mean ± std, {n} seeds) | final test acc (mean ± std) "
+                  "| s / run |", "|---|---|---|---|"]
         for m, s in result["summary"].items():
-            lines.append(f"| {m} | {s['test_acc_mean']:.4f} ± {s['test_acc_std']:.4f} | "
-                         f"{s['best_test_acc_mean']:.4f} | {s['seconds_mean']:.1f} |")
+            lines.append(f"| {m} | {s['selected_test_acc_mean']:.4f} ± {s['selected_test_acc_std']:.4f} | "
+                         f"{s['test_acc_mean']:.4f} ± {s['test_acc_std']:.4f} | {s['seconds_mean']:.1f} |")
     else:  # pragma: no cover
         raise ValueError(exp)
     return "\n".join(lines)

@@ -78,7 +78,8 @@ class Recorder(Callback):
 
 def fit_run(module: nn.Module, train_data, config: TrainConfig, val_data=None, run_dir: Path | None = None,
             spec: dict[str, Any] | None = None, force: bool = False, every: int = 10,
-            probe: Probe | None = None, progress: bool = False, desc: str = "") -> Recorder:
+            probe: Probe | None = None, progress: bool = False, desc: str = "",
+            callbacks: tuple[Callback, ...] = ()) -> Recorder:
     """Train ``module`` with the shared trainer; return the :class:`Recorder`.
 
     With ``run_dir`` the run checkpoints there and resumes when re-run with the same ``spec``.
@@ -96,5 +97,5 @@ def fit_run(module: nn.Module, train_data, config: TrainConfig, val_data=None, r
     if run_dir is not None:
         resume = prepare_run(run_dir, {**(spec or {}), "train": config.to_dict()}, spec_name="spec.json",
                              resume=None, force=force)
-    Trainer(config, callbacks=[rec], out_dir=run_dir).fit(module, train_data, val_data, resume=resume)
+    Trainer(config, callbacks=[rec, *callbacks], out_dir=run_dir).fit(module, train_data, val_data, resume=resume)
     return rec

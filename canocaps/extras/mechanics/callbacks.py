@@ -11,7 +11,10 @@ Hooks used (see :class:`canocaps.train.Callback`): ``on_before_optimizer_step`` 
   ``G_k`` for scale / rescale; momentum: the exact translation recursion, nothing else);
 - ``gradient_flow``: ``Q_0 exp(-p lam t)``;
 - ``modified``: the momentum modified equation (damped oscillator), integrated in closed
-  form step by step from ``Q_0`` (scale / rescale forced by the measured ``K_k``).
+  form step by step from ``Q_0`` (scale / rescale forced by the measured ``K_k``);
+- ``paper``: Kunin et al.'s closed form as written (plain SGD): translation
+  ``Q_0 e^{-lam t}``; scale / rescale ``e^{-2 lam t} Q_0 + eta int e^{-2 lam (t - tau)} G dtau``
+  with the measured ``G_k = ||g_A||^2`` (:func:`.dynamics.paper_scale_step`).
 
 Errors are relative to the slot's magnitude (``sum |theta|`` for translation, ``sum theta^2``
 without signs otherwise; see :func:`.quantities.magnitude`), its largest value so far, so
@@ -32,7 +35,7 @@ from canocaps.train import Callback
 
 __all__ = ["MechanicsCallback", "GroupTrace"]
 
-SERIES = ("measured", "sgd_step", "discrete", "gradient_flow", "modified")
+SERIES = ("measured", "sgd_step", "discrete", "gradient_flow", "modified", "paper")
 
 
 class GroupTrace:
@@ -70,7 +73,7 @@ class GroupTrace:
                 "time": list(self.time), "state": dict(self.state)}
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        self.series = {k: list(v) for k, v in d["series"].items()}
+        self.series = {k: list(d["series"].get(k, [])) for k in SERIES}
         self.magnitude, self.violation = list(d["magnitude"]), list(d["violation"])
         self.lr, self.time, self.state = list(d["lr"]), list(d["time"]), dict(d["state"])
 
@@ -131,7 +134,8 @@ class MechanicsCallback(Callback):
                 for s in SERIES[1:]:
                     tr.series[s].append(q.clone())
                 tr.magnitude.append(qty.magnitude(g, theta))
-                tr.state = {"discrete": q.clone(), "buf": None, "x": q.clone(), "v": None, "q0": q.clone()}
+                tr.state = {"discrete": q.clone(), "buf": None, "x": q.clone(), "v": None, "q0": q.clone(),
+                            "paper": q.clone()}
             hyper = self._hyper(trainer.optimizer, module, self.prefix, g)
             if g.kind == "translation":
                 viol = qty.linear_form(g, grads).cpu()
@@ -181,6 +185,13 @@ class MechanicsCallback(Callback):
                 else:
                     tr.series["discrete"].append(_nan(s))
             tr.series["gradient_flow"].append(dyn.gradient_flow(g.kind, st["q0"], t, wd))
+            if beta != 0.0:
+                tr.series["paper"].append(_nan(s))
+            elif g.kind == "translation":
+                tr.series["paper"].append(tr.series["gradient_flow"][-1].clone())
+            else:
+                st["paper"] = dyn.paper_scale_step(st.setdefault("paper", st["q0"].clone()), before["gterm"], lr, wd)
+                tr.series["paper"].append(st["paper"].clone())
             # modified equation (damped oscillator), one closed-form step of length lr
             if nesterov:
                 tr.series["modified"].append(_nan(s))

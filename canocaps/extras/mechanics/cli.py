@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from canocaps._guard import guarded
 from canocaps._options import finish, parse_args
+from canocaps.errors import CanocapsInputError
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json-out", "--json", dest="json", metavar="PATH", nargs="?", const="-",
                    help="write the report as JSON to PATH; '-' or no PATH: to stdout (default: a table)")
     d.add_argument("-f", "--force", action="store_true", help="overwrite --json-out PATH")
+    h = sub.add_parser("hessian", help="check each symmetry's Hessian constraint with Hessian-vector products")
+    h.add_argument("--model", choices=MODEL_KINDS, default="mlp", help="model to check")
+    h.add_argument("--hidden", type=int, default=None, help="hidden width (default: the model's)")
+    h.add_argument("--bn-eps", type=float, default=1e-5, help="batch-norm eps (scale is exact only as eps -> 0)")
+    h.add_argument("--batch", type=int, default=64, help="training images in the loss")
+    h.add_argument("--slots", default="all",
+                   help="'all' (one random combination of every slot) or K (first K, one by one)")
+    h.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of the check")
+    h.add_argument("--seed", type=int, default=0, help="initialisation seed (the constraints hold at any parameters)")
+    h.add_argument("--json-out", "--json", dest="json", metavar="PATH", help="also write the result as JSON")
+    h.add_argument("-f", "--force", action="store_true", help="overwrite --json-out PATH")
     r = sub.add_parser("run", help="train on the 8x8 digits and measure the conserved quantities")
     r.add_argument("--model", choices=MODEL_KINDS, default="mlp", help="a bundled model")
     r.add_argument("-o", "--out", required=True,
@@ -123,6 +136,48 @@ def _user_model(spec: str, shape_text: str | None) -> "tuple[torch.nn.Module, to
     return net, torch.zeros(shape, dtype=dtype)
 
 
+def _hessian(args: argparse.Namespace) -> int:
+    import torch
+
+    from canocaps._files import atomic_write_text
+    from canocaps.extras.mechanics.hessian import check_hessian_constraints
+    from canocaps.extras.digits import load_digits
+    from canocaps.extras.mechanics.models import IMAGE_SIZE, build_model, example_input
+    from canocaps.extras.mechanics.symmetry import detect_symmetries
+
+    slots: str | int = args.slots
+    if slots != "all":
+        try:
+            slots = int(slots)
+        except ValueError:
+            raise CanocapsInputError(f"--slots must be 'all' or a positive integer, got {args.slots!r}") from None
+    if args.batch < 2:
+        raise CanocapsInputError(f"--batch must be >= 2 (batch norm needs a batch), got {args.batch}")
+    if args.json and Path(args.json).exists() and not args.force:
+        raise CanocapsInputError(f"{args.json} exists (use --force to overwrite)")
+    dtype = getattr(torch, args.dtype)
+    torch.manual_seed(args.seed)
+    net = build_model(args.model, args.hidden, bn_eps=args.bn_eps).to(dtype)
+    report = detect_symmetries(net, example_input(args.model, dtype=dtype), output_softmax=True)
+    side = IMAGE_SIZE.get(args.model)
+    data = load_digits("train", flatten=side is None, dtype=dtype, method="rng_permutation",
+                       upsample=(side or 8) // 8)
+    x, y = data.x[:args.batch], data.y[:args.batch]
+    net.train()
+    result = check_hessian_constraints(report, net, lambda: torch.nn.functional.cross_entropy(net(x), y),
+                                       slots=slots, seed=args.seed)
+    result.update(model=args.model, bn_eps=args.bn_eps, batch=args.batch, dtype=args.dtype, slots=args.slots)
+    print(f"Hessian constraints of {args.model} ({args.dtype}, batch {args.batch}, bn eps {args.bn_eps:g}): "
+          f"|H v - target| / |H u| (u random, |u| = |v|)")
+    for name, r in result["groups"].items():
+        print(f"  {name:<36} slots {r['slots_checked']:>4}  residual {r['residual']:.2e}  scale {r['scale']:.2e}"
+              f"  rel {r['rel_error']:.2e}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n", force=args.force)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _detect(args: argparse.Namespace) -> int:
     from canocaps._files import atomic_write_text
     from canocaps.extras.mechanics.models import build_model, example_input
@@ -155,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     payload = run_experiment(cfg, args.out, force=args.force, resume=args.resume, progress=not args.no_progress)
     print(f"{payload['title']}: {payload['steps']} steps; max relative error over steps and groups "
           f"(|measured - predicted| / magnitude)")
-    cols = ("sgd_step", "discrete", "gradient_flow", "modified")
+    cols = ("sgd_step", "discrete", "gradient_flow", "modified", "paper")
     print(f"  {'group':<28} {'regime':<8} " + " ".join(f"{c:>13}" for c in cols) + f" {'violation':>10}")
     for name, s in payload["summary"].items():
         errs = [s["rel_error"].get(c) for c in cols]
@@ -170,4 +225,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 on bad input, one line on stderr)."""
     parser = build_parser()
     args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
-    return guarded(parser.prog, lambda: {"detect": _detect, "run": _run, "plot": _plot}[args.command](args))
+    return guarded(parser.prog, lambda: {"detect": _detect, "run": _run, "plot": _plot,
+                                         "hessian": _hessian}[args.command](args))

@@ -82,6 +82,19 @@ def sgd_step(kind: str, q: Tensor, grad_term: Tensor | None, lr: float, weight_d
     return shrink * shrink * q + lr * lr * grad_term
 
 
+def paper_scale_step(q: Tensor, grad_term: Tensor, lr: float, weight_decay: float) -> Tensor:
+    """One step of Kunin et al.'s closed form for scale / rescale with weight decay, as written
+    (modified gradient flow): ``Q(t) = e^{-2 lam t} Q(0) + eta int_0^t e^{-2 lam (t - tau)} G(tau) dtau``
+    with ``G = quadratic_form(g)``, evaluated with ``G`` constant (the measured ``G_k``) over
+    the step ``[t_k, t_k + eta_k]``: ``Q <- e^{-2 lam eta} Q + eta G (1 - e^{-2 lam eta}) / (2 lam)``
+    (``eta^2 G`` when ``lam = 0``). It differs from the exact recursion :func:`sgd_step` by
+    ``e^{-2 lam eta}`` vs ``(1 - lam eta)^2`` per step, i.e. ``O((lam eta)^2)``."""
+    x = 2.0 * weight_decay * lr
+    decay = math.exp(-x)
+    integral = lr * lr if x == 0.0 else lr * (-math.expm1(-x)) / (2.0 * weight_decay)
+    return decay * q + integral * grad_term
+
+
 def momentum_translation_step(q: Tensor, buf: Tensor | None, lr: float, weight_decay: float, momentum: float,
                               dampening: float = 0.0, nesterov: bool = False) -> tuple[Tensor, Tensor]:
     """Exact step of ``(<theta, 1>, <buf, 1>)`` under torch's SGD with momentum, translation groups.

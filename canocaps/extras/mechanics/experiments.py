@@ -23,7 +23,7 @@ from canocaps.train.runs import prepare_run
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.mechanics.callbacks import SERIES, MechanicsCallback
 from canocaps.extras.digits import load_digits
-from canocaps.extras.mechanics.models import MODEL_KINDS, Classifier, build_model, example_input
+from canocaps.extras.mechanics.models import IMAGE_SIZE, MODEL_KINDS, Classifier, build_model, example_input
 from canocaps.extras.mechanics.symmetry import SymmetryReport, detect_symmetries
 from canocaps.train import Trainer, TrainConfig
 
@@ -151,7 +151,9 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path | None, *, forc
     torch.manual_seed(config.seed)
     net = build_model(config.model, config.hidden, config.bn_eps).to(dtype)
     # the first 80 % of a fixed permutation: the split docs/extras_mechanics.md was measured with
-    data = load_digits("train", flatten=config.model != "conv", dtype=dtype, method="rng_permutation")
+    side = IMAGE_SIZE.get(config.model)
+    data = load_digits("train", flatten=side is None, dtype=dtype, method="rng_permutation",
+                       upsample=(side or 8) // 8)
     return run_with_model(net, data, example_input(config.model, dtype=dtype), out_dir,
                           config.train_config(progress, len(data)), output_softmax=True, force=force, resume=resume,
                           extra={"experiment": asdict(config)}, title=f"{config.model} on digits")

@@ -14,9 +14,10 @@ from torch import Tensor, nn
 from canocaps.errors import CanocapsInputError
 
 __all__ = ["MODEL_KINDS", "LogisticRegression", "MLP", "MLPBatchNorm", "ConvNet", "build_model",
-           "Classifier", "example_input"]
+           "Classifier", "example_input", "VGGNet", "IMAGE_SIZE"]
 
-MODEL_KINDS = ("logreg", "mlp", "mlp_bn", "conv")
+MODEL_KINDS = ("logreg", "mlp", "mlp_bn", "conv", "vgg")
+IMAGE_SIZE = {"conv": 8, "vgg": 16}  # image models and their input side (vgg: digits upsampled x2)
 
 
 class LogisticRegression(nn.Module):
@@ -81,6 +82,29 @@ class ConvNet(nn.Module):
         return self.fc(self.flatten(x))
 
 
+class VGGNet(nn.Module):
+    """A small VGG-style net with batch norm: two stages of ``[conv3x3 -> BN -> ReLU] x 2 ->
+    maxpool2`` (``channels``, ``2 * channels``), then ``flatten -> Linear``.
+
+    ``(B, 1, 16, 16)`` (the digits upsampled x2) ``-> (B, 10)``.
+    """
+
+    def __init__(self, channels: int = 8, classes: int = 10, bn_eps: float = 1e-5) -> None:
+        super().__init__()
+        c1, c2 = channels, 2 * channels
+        layers: list[nn.Module] = []
+        for cin, cout in ((1, c1), (c1, c2)):
+            for a, b in ((cin, cout), (cout, cout)):
+                layers += [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b, eps=bn_eps), nn.ReLU()]
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(c2 * 16, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.flatten(self.features(x)))
+
+
 def build_model(kind: str, hidden: int | None = None, bn_eps: float = 1e-5) -> nn.Module:
     """One of :data:`MODEL_KINDS` (``hidden``: MLP width, default 32 / conv channels, default 8).
 
@@ -99,12 +123,15 @@ def build_model(kind: str, hidden: int | None = None, bn_eps: float = 1e-5) -> n
         return MLPBatchNorm(hidden=hidden or 32, bn_eps=bn_eps)
     if kind == "conv":
         return ConvNet(channels=hidden or 8, bn_eps=bn_eps)
+    if kind == "vgg":
+        return VGGNet(channels=hidden or 8, bn_eps=bn_eps)
     raise CanocapsInputError(f"unknown model {kind!r} (choose from {', '.join(MODEL_KINDS)})")
 
 
 def example_input(kind: str, batch: int = 4, dtype: torch.dtype = torch.float32) -> Tensor:
-    """A zero input of the right shape for ``kind``: ``(B, 64)`` or ``(B, 1, 8, 8)``."""
-    return torch.zeros((batch, 1, 8, 8) if kind == "conv" else (batch, 64), dtype=dtype)
+    """A zero input of the right shape for ``kind``: ``(B, 64)``, ``(B, 1, 8, 8)`` (conv) or ``(B, 1, 16, 16)`` (vgg)."""
+    side = IMAGE_SIZE.get(kind)
+    return torch.zeros((batch, 1, side, side) if side else (batch, 64), dtype=dtype)
 
 
 class Classifier(nn.Module):

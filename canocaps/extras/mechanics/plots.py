@@ -9,8 +9,9 @@ from canocaps._files import atomic_path
 __all__ = ["plot_experiment"]
 
 _STYLE = {"discrete": ("exact discrete recursion", ":"), "gradient_flow": ("gradient flow", "--"),
-          "modified": ("modified equation (damped-oscillator ODE)", "-.")}
-_ERR_COLOR = {"sgd_step": "C0", "discrete": "C1", "gradient_flow": "C2", "modified": "C3"}
+          "modified": ("modified equation (damped-oscillator ODE)", "-."),
+          "paper": ("Kunin et al. closed form (as written)", (0, (1, 3)))}
+_ERR_COLOR = {"sgd_step": "C0", "discrete": "C1", "gradient_flow": "C2", "modified": "C3", "paper": "C4"}
 
 
 def _title(kind: str, name: str, width: int = 42) -> str:

@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=None, help="cpu, cuda, ... (default: the config's, auto)")
     s.add_argument("--limit", type=int, help="use only the first N sequences of each split (default: all)")
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    s.add_argument("--select", default="loss", choices=["loss", "rollout"],
+                   help="rollout (boids): also keep RUN/best_rollout.pt, the model whose validation rollouts score "
+                        "best (speed, out-of-bounds, intents); eval/sample then load it (default: loss)")
+    s.add_argument("--select-rollouts", type=int, default=128, help="validation sequences rolled out per check")
     common(s)
 
     s = sub.add_parser("sample", help="generate trajectories from a trained run")
@@ -103,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher-macro", action="store_true", help="macro_vrnn: use the labelled intents in the burn-in")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.add_argument("--plot", type=Path, help="also write a PNG of the first 8 samples (default: none)")
+    s.add_argument("--temperature", type=float, default=1.0, help="scale the sampling std (default 1: the model)")
     common(s)
 
     s = sub.add_parser("plot", help="plot real sequences of a data folder or samples written by 'sample'")
@@ -119,6 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n-rollouts", type=int, default=256, help="sampled rollouts for the statistics")
     s.add_argument("--burn-in", type=int, default=1, help="true frames given before each rollout")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--iw-samples", type=int, default=0,
+                   help="also report the K-sample importance-weighted bound (IWAE) beside the one-sample one "
+                        "(default 0: off)")
+    s.add_argument("--checkpoint", choices=["best", "last", "best_rollout"],
+                   help="default: best_rollout for runs trained with --select rollout, else best")
+    s.add_argument("--temperature", type=float, default=1.0, help="scale the sampling std (default 1: the model)")
+    common(s)
+
+    s = sub.add_parser("summarize", help="mean +- std over seeds of 'eval' JSON files, as a Markdown table")
+    s.add_argument("evals", type=Path, nargs="+", help="JSON files written by 'eval --json'")
     common(s)
     return finish(p)
 
@@ -153,7 +168,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         cfg = _train_config(args)
         return ex.train_model(args.data_dir, args.out, args.model, cfg, macro_lf=args.macro,
                               hparams=_kv(args.hparam, "--hparam"), size=args.size, limit=args.limit,
-                              resume=args.resume, force=args.force)
+                              resume=args.resume, force=args.force, select=args.select,
+                              select_rollouts=args.select_rollouts)
     if args.cmd == "sample":
         from canocaps.extras.trajectories import datasets
         from canocaps.extras.trajectories.plots import plot_trajectories
@@ -161,7 +177,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         check_outputs(args.force, args.out)
         net, record = ex.load_run(args.run_dir)
         res = ex.generate(net, record, args.split, args.n, args.burn_in, args.fix_macro, args.teacher_macro,
-                          args.seed)
+                          args.seed, temperature=args.temperature)
         datasets.write_npz(args.out, force=args.force, **res)
         summary: dict[str, Any] = {"out": str(args.out), "shape": list(res["x"].shape), "model": record["model"]}
         if args.plot:
@@ -174,7 +190,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.cmd == "plot":
         return _plot(args)
     if args.cmd == "eval":
-        return ex.evaluate_run(args.run_dir, args.split, args.n_rollouts, args.burn_in, args.seed, progress=progress)
+        return ex.evaluate_run(args.run_dir, args.split, args.n_rollouts, args.burn_in, args.seed, progress=progress,
+                               iw_samples=args.iw_samples, checkpoint=args.checkpoint,
+                               temperature=args.temperature)
+    if args.cmd == "summarize":
+        from canocaps.extras.trajectories.report import summarize_evals
+
+        return summarize_evals(args.evals)
     raise CanocapsInputError(f"unknown command {args.cmd!r}")
 
 

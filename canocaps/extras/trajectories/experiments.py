@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from canocaps._files import atomic_write_text
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.trajectories import basketball, datasets
 from canocaps.extras.trajectories.boids import BoidsConfig, simulate
@@ -138,27 +137,45 @@ def label_dataset(data_dir: str | Path, lf: str, params: dict[str, Any] | None =
     return report
 
 
+BOIDS_MAX_STEP = 0.2  # simulator units per frame; the boids never exceed 0.14 (tested)
+VELOCITY_SCALE = 10.0  # displacement features ~ 1 (boids: <= 0.14 per frame)
+
+
 def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size: str = "small") -> dict[str, Any]:
-    """Model sizes: ``small`` (the README table; minutes on one CPU core) or ``paper``."""
+    """Model sizes: ``small`` (the README table; minutes on one CPU core) or ``paper``.
+
+    Every model gets the same step parameterisation: the previous displacement as input
+    (``velocity_scale``) and, on boids, displacements bounded by ``max_step`` (0.2 units);
+    the per-agent models (``vrnn_indep``, ``macro_vrnn``) see the others relative to themselves,
+    plus a neighbour summary (``interaction``)."""
     width = {"small": 32, "paper": 200}[size]
     h_dim = {"small": 32, "paper": 64}[size]
-    hp: dict[str, Any] = {"n_agents": meta["n_agents"]}
+    hp: dict[str, Any] = {"n_agents": meta["n_agents"], "velocity_scale": VELOCITY_SCALE}
+    if meta["dataset"] == "boids":
+        hp["max_step"] = BOIDS_MAX_STEP
     if model == "rnn_gauss":
         hp.update(rnn_dim=width, h_dim=h_dim)
     elif model == "vrnn_single":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 8, "paper": 16}[size])
     elif model == "vrnn_indep":
-        hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size])
+        hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], relative=True,
+                  interaction=h_dim)
     elif model == "macro_vrnn":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], macro_rnn_dim=width,
-                  n_macro=n_macro)
+                  n_macro=n_macro, relative=True, interaction=h_dim)
     return hp
 
 
 def train_model(data_dir: str | Path, run_dir: str | Path, model: str, train_config: Any,
                 macro_lf: str | None = None, hparams: dict[str, Any] | None = None, size: str = "small",
-                limit: int | None = None, resume: bool = False, force: bool = False) -> dict[str, Any]:
-    """Train one model through :class:`canocaps.train.Trainer`; returns the fit summary."""
+                limit: int | None = None, resume: bool = False, force: bool = False, select: str = "loss",
+                select_rollouts: int = 128) -> dict[str, Any]:
+    """Train one model through :class:`canocaps.train.Trainer`; returns the fit summary.
+
+    ``select="rollout"`` (boids) adds :class:`~.selection.RolloutSelection`: at every
+    validation ``select_rollouts`` validation sequences are rolled out from their first
+    frame and the best-scoring model is kept as ``best_rollout.pt`` (what ``eval`` and
+    ``sample`` then load); ``best.pt`` stays selected on ``val/loss``."""
     from canocaps.train import Trainer
     from canocaps.train.runs import prepare_run
 
@@ -172,23 +189,50 @@ def train_model(data_dir: str | Path, run_dir: str | Path, model: str, train_con
     hp = default_hparams(model, meta, n_macro, size)
     hp.update(hparams or {})
     run = Path(run_dir)
+    if select not in ("loss", "rollout"):
+        raise CanocapsInputError(f"select must be 'loss' or 'rollout', got {select!r}")
+    if select == "rollout" and meta["dataset"] != "boids":
+        raise CanocapsInputError("--select rollout needs boids data (its score uses the friendliness classifier)")
+    if select_rollouts < 1:
+        raise CanocapsInputError(f"--select-rollouts must be >= 1, got {select_rollouts}")
     record = {"model": model, "hparams": hp, "data_dir": str(Path(data_dir).resolve()), "macro_lf": macro_lf,
-              "dataset": meta["dataset"], "limit": limit}
+              "dataset": meta["dataset"], "limit": limit, "select": select}
     resume = prepare_run(run, record, spec_name="run.json", resume=resume, force=force,
                          compare=("model", "hparams", "macro_lf"))
     torch.manual_seed(train_config.seed)
     net = build_model(model, **hp)
-    trainer = Trainer(train_config, out_dir=run)
+    callbacks = [_rollout_selection(run, meta, data_dir, val, model, macro_lf, n_macro, select_rollouts,
+                                    train_config.seed)] if select == "rollout" else []
+    trainer = Trainer(train_config, out_dir=run, callbacks=callbacks)
     result = trainer.fit(net, train, val, resume=resume)
     summary = {"model": model, "run_dir": str(run), "global_step": result.global_step,
                "epochs": result.epochs_completed, "best_val_loss": result.best_score,
                "n_params": sum(p.numel() for p in net.parameters()),
                "best": str(result.best_path) if result.best_path else None}
+    if callbacks:
+        summary.update(best_rollout=str(callbacks[0].path), best_rollout_score=callbacks[0].best,
+                       best_rollout_step=callbacks[0].best_step)
     return summary
 
 
-def load_run(run_dir: str | Path, which: str = "best") -> tuple[TrajectoryModel, dict[str, Any]]:
-    """Rebuild a trained model from ``run.json`` and ``best.pt`` (or ``last.pt``)."""
+def _rollout_selection(run: Path, meta: dict[str, Any], data_dir: str | Path, val: datasets.TrajectoryDataset,
+                       model: str, macro_lf: str | None, n_macro: int | None, n: int, seed: int):
+    from canocaps.extras.trajectories.selection import RolloutSelection
+
+    train_x, train_y = datasets.read_split(data_dir, "train")
+    clf = FriendlinessClassifier.fit(train_x, train_y) if train_y is not None else None
+    n = min(n, len(val))
+    fix = list(range(n_macro)) if model == "macro_vrnn" and macro_lf == "flock" and n_macro else None
+    return RolloutSelection(run / "best_rollout.pt", val.x[:n, :1], val.x.shape[1], meta["dataset"],
+                            datasets.unnormalize(meta, val.x[:n].numpy()), lambda a: datasets.unnormalize(meta, a),
+                            classifier=clf, real_labels=val.labels[:n].numpy() if clf else None,
+                            fix_intents=fix, seed=seed)
+
+
+def load_run(run_dir: str | Path, which: str | None = None) -> tuple[TrajectoryModel, dict[str, Any]]:
+    """Rebuild a trained model from ``run.json`` and a checkpoint: ``which`` = ``best``,
+    ``last`` or ``best_rollout``; by default ``best_rollout`` for runs trained with
+    ``select="rollout"``, else ``best``."""
     from canocaps.errors import CanocapsWeightsError
     from canocaps.train import load_checkpoint
 
@@ -196,21 +240,28 @@ def load_run(run_dir: str | Path, which: str = "best") -> tuple[TrajectoryModel,
     if not (run / "run.json").is_file():
         raise CanocapsInputError(f"{run}: not a trajectory run (no run.json)")
     record = json.loads((run / "run.json").read_text())
+    if which is None:
+        which = "best_rollout" if record.get("select") == "rollout" else "best"
+    if which not in ("best", "last", "best_rollout"):
+        raise CanocapsInputError(f"checkpoint must be best, last or best_rollout, got {which!r}")
     net = build_model(record["model"], **record["hparams"])
     ckpt = run / f"{which}.pt"
     if not ckpt.is_file():
         raise CanocapsWeightsError(f"{ckpt}: no such checkpoint (train first)")
     load_checkpoint(ckpt, net)
     net.eval()
+    record["checkpoint"] = which
     return net, record
 
 
 def generate(net: TrajectoryModel, record: dict[str, Any], split: str = "test", n: int = 16, burn_in: int = 1,
              fix_macro: int | None = None, teacher_macro: bool = False, seed: int = 0,
-             batch_size: int = 256) -> dict[str, np.ndarray]:
+             batch_size: int = 256, temperature: float = 1.0) -> dict[str, np.ndarray]:
     """Roll out ``n`` sequences from the first ``burn_in`` frames of the first ``n`` sequences
     of ``split``. Returns raw-unit ``x (n, T, 2A)``, ``truth`` (the real sequences),
-    ``label`` (their labels, -1 if none) and, for the macro model, ``macro (n, T, A)``."""
+    ``label`` (their labels, -1 if none) and, for the macro model, ``macro (n, T, A)``.
+    ``temperature`` scales the sampling standard deviations (1 = the model's distribution)."""
+    net.set_temperature(temperature)
     data_dir = record["data_dir"]
     meta = datasets.read_meta(data_dir)
     ds, _ = datasets.load_dataset(data_dir, split, record.get("macro_lf"), limit=n)
@@ -237,16 +288,20 @@ def generate(net: TrajectoryModel, record: dict[str, Any], split: str = "test", 
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", n_rollouts: int = 256, burn_in: int = 1, seed: int = 0,
-                 progress: bool = True) -> dict[str, Any]:
-    """Test bound (nats per sequence) + rollout statistics (+ boids friendliness)."""
-    net, record = load_run(run_dir)
+                 progress: bool = True, iw_samples: int = 0, checkpoint: str | None = None,
+                 temperature: float = 1.0) -> dict[str, Any]:
+    """Test bound (nats per sequence; with ``iw_samples`` = k > 0 also the k-sample
+    importance-weighted bound) + rollout statistics (+ boids friendliness); rollouts
+    sampled at ``temperature``."""
+    net, record = load_run(run_dir, checkpoint)
     data_dir = record["data_dir"]
     meta = datasets.read_meta(data_dir)
     ds, _ = datasets.load_dataset(data_dir, split, record.get("macro_lf"))
     report: dict[str, Any] = {"model": record["model"], "split": split, "run_dir": str(run_dir),
-                              "bound": evaluate_bound(net, ds, seed=seed, progress=progress)}
+                              "checkpoint": record["checkpoint"], "temperature": temperature,
+                              "bound": evaluate_bound(net, ds, seed=seed, progress=progress, iw_samples=iw_samples)}
     report["bound"]["per_step"] = report["bound"]["loss"] / (ds.x.shape[1] - 1)
-    gen = generate(net, record, split, n=n_rollouts, burn_in=burn_in, seed=seed)
+    gen = generate(net, record, split, n=n_rollouts, burn_in=burn_in, seed=seed, temperature=temperature)
     arena = meta["dataset"]
     report["rollouts"] = {"burn_in": burn_in, "generated": rollout_stats(gen["x"], arena),
                           "ground_truth": rollout_stats(gen["truth"], arena)}
@@ -261,7 +316,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", n_rollouts: int = 256
         }
         if record["model"] == "macro_vrnn" and record.get("macro_lf") == "flock":
             for want, name in ((1, "friendly"), (0, "unfriendly")):
-                g = generate(net, record, split, n=n_rollouts, burn_in=burn_in, fix_macro=want, seed=seed + 1 + want)
+                g = generate(net, record, split, n=n_rollouts, burn_in=burn_in, fix_macro=want, seed=seed + 1 + want,
+                             temperature=temperature)
+                st = rollout_stats(g["x"], arena)
+                fr[f"conditioned_{name}_stats"] = st
                 fr[f"conditioned_{name}_classified_as_intended"] = float((clf.predict(g["x"]) == want).mean())
         report["friendliness"] = fr
     return report

@@ -138,10 +138,11 @@ class FriendlinessClassifier:
 
 @torch.no_grad()
 def evaluate_bound(model: torch.nn.Module, data: Dataset, batch_size: int = 256, seed: int = 0,
-                   progress: bool = False) -> dict[str, float]:
+                   progress: bool = False, iw_samples: int = 0) -> dict[str, float]:
     """Mean (and standard error) over the sequences of ``data`` of every per-sequence term
     of ``model.loss_terms`` (nats per sequence; ``loss`` = negative ELBO / NLL), with one
-    latent sample per sequence drawn under ``torch.manual_seed(seed)``."""
+    latent sample per sequence drawn under ``torch.manual_seed(seed)``. ``iw_samples`` = k > 0
+    adds ``iw_loss``: the k-sample importance-weighted bound (``model.iw_bound``)."""
     from tqdm import tqdm
 
     model.eval()
@@ -154,7 +155,10 @@ def evaluate_bound(model: torch.nn.Module, data: Dataset, batch_size: int = 256,
         for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
             x = batch["x"].to(device)
             macro = batch.get("macro")
-            terms = model.loss_terms(x, None if macro is None else macro.to(device))
+            macro = None if macro is None else macro.to(device)
+            terms = model.loss_terms(x, macro)
+            if iw_samples > 0:
+                terms["iw_loss"] = model.iw_bound(x, macro, iw_samples)
             for k, v in terms.items():
                 sums.setdefault(k, []).append(v.double().cpu().numpy())
     out: dict[str, float] = {}
@@ -163,4 +167,6 @@ def evaluate_bound(model: torch.nn.Module, data: Dataset, batch_size: int = 256,
         out[k] = float(v.mean())
         out[f"{k}_sem"] = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
     out["n_sequences"] = len(data)
+    if iw_samples > 0:
+        out["iw_samples"] = iw_samples
     return out

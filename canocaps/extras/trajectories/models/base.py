@@ -16,6 +16,7 @@ would only reward a collapsing variance.)
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -29,6 +30,15 @@ class TrajectoryModel(nn.Module):
 
     name: str = "base"
     uses_macro: bool = False
+    has_latent: bool = True  # False: loss_terms is the exact negative log-likelihood
+    temperature: float = 1.0  # sampling: every Gaussian std is multiplied by it (1 = the model itself)
+
+    def set_temperature(self, temperature: float) -> "TrajectoryModel":
+        """Scale the standard deviations used by :meth:`sample` (not the likelihood); 0 = means."""
+        if not temperature >= 0:
+            raise CanocapsInputError(f"the sampling temperature must be >= 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        return self
 
     def __init__(self, n_agents: int, x_dim: int = 2) -> None:
         super().__init__()
@@ -39,10 +49,36 @@ class TrajectoryModel(nn.Module):
     def state_dim(self) -> int:
         return self.n_agents * self.x_dim
 
+    def _set_motion(self, residual: bool, max_step: float | None, velocity_scale: float) -> None:
+        """Store and check the step parameterisation shared by all models (see :mod:`.vrnn`)."""
+        if max_step is not None and (not residual or not max_step > 0):
+            raise CanocapsInputError(f"max_step must be > 0 and needs residual=true, got {max_step!r}")
+        if not velocity_scale >= 0:
+            raise CanocapsInputError(f"velocity_scale must be >= 0, got {velocity_scale!r}")
+        self.residual, self.max_step, self.velocity_scale = residual, max_step, float(velocity_scale)
+
     # --- to implement ------------------------------------------------------------------
-    def loss_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
-        """Per-sequence terms, each ``(B,)`` in nats; must contain ``"loss"``."""
+    def loss_terms(self, x: Tensor, macro: Tensor | None = None, sampled_kl: bool = False) -> dict[str, Tensor]:
+        """Per-sequence terms, each ``(B,)`` in nats; must contain ``"loss"``.
+
+        ``sampled_kl=True`` (latent models): ``"loss"`` is ``-log w`` of one importance
+        sample (the KL replaced by ``log q(z) - log p(z)`` at the sampled z)."""
         raise NotImplementedError
+
+    def iw_bound(self, x: Tensor, macro: Tensor | None = None, k: int = 1) -> Tensor:
+        """Importance-weighted bound (Burda et al. 2016) on ``-log p(x_1.. | x_0)``, ``(B,)`` nats:
+        ``-log (1/k) sum_i w_i`` with ``k`` posterior samples per sequence. ``k = 1`` is an unbiased
+        estimate of the ELBO; the bound tightens (decreases in expectation) as ``k`` grows.
+        Models without latents return their exact negative log-likelihood."""
+        if k < 1:
+            raise CanocapsInputError(f"the number of importance samples must be >= 1, got {k}")
+        if not self.has_latent:
+            return self.loss_terms(x, macro)["loss"]
+        B = x.shape[0]
+        xs = x.repeat(k, *([1] * (x.ndim - 1)))
+        ms = None if macro is None else macro.repeat(k, *([1] * (macro.ndim - 1)))
+        neg_logw = self.loss_terms(xs, ms, sampled_kl=True)["loss"].view(k, B)
+        return -(torch.logsumexp(-neg_logw.double(), 0) - math.log(k)).to(x.dtype)
 
     def sample(self, prefix: Tensor, seq_len: int, macro: Tensor | None = None,
                fix_macro: Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, Tensor]:

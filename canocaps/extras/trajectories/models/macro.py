@@ -40,30 +40,35 @@ class MacroVRNN(VRNNIndep):
 
     def __init__(self, n_agents: int, n_macro: int, z_dim: int = 4, h_dim: int = 64, rnn_dim: int = 64,
                  macro_rnn_dim: int = 64, share_weights: bool = False, min_std: float = 1e-3,
-                 residual: bool = True, x_dim: int = 2) -> None:
+                 residual: bool = True, x_dim: int = 2, max_step: float | None = None,
+                 velocity_scale: float = 0.0, relative: bool = False, interaction: int = 0) -> None:
         if n_macro < 1:
             raise CanocapsInputError(f"n_macro must be >= 1, got {n_macro}")
         self.n_macro = n_macro
         super().__init__(n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, share_weights=share_weights,
-                         min_std=min_std, residual=residual, x_dim=x_dim)
+                         min_std=min_std, residual=residual, x_dim=x_dim, max_step=max_step,
+                         velocity_scale=velocity_scale, relative=relative, interaction=interaction)
         self._hparams = dict(n_agents=n_agents, n_macro=n_macro, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              macro_rnn_dim=macro_rnn_dim, share_weights=share_weights, min_std=min_std,
-                             residual=residual, x_dim=x_dim)
+                             residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
+                             relative=relative, interaction=interaction)
         G = 1 if share_weights else n_agents
-        self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std)
+        self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std, max_step)
         self.policy_rnn = nn.GRUCell(n_agents * n_macro, macro_rnn_dim)
         self.policy_body = GroupMLP(G, self._cond_dim() + macro_rnn_dim, h_dim)
         self.policy_out = GroupLinear(G, h_dim, n_macro)
         self.macro_rnn_dim = macro_rnn_dim
 
-    def policy_logits(self, y: Tensor, h_macro: Tensor) -> Tensor:
-        """Intent logits ``(B, A, M)`` from the joint state y ``(B, 2A)`` and policy state ``(B, R)``."""
+    def policy_logits(self, y: Tensor, y_prev: Tensor, h_macro: Tensor) -> Tensor:
+        """Intent logits ``(B, A, M)`` from the joint state y ``(B, 2A)`` (and the frame before,
+        ``y_prev``, used when ``velocity_scale`` > 0) and the policy state ``(B, R)``."""
         B, A = y.shape[0], self.n_agents
-        inp = torch.cat([self._joint(y), h_macro[:, None].expand(B, A, h_macro.shape[-1])], -1)
+        inp = torch.cat([self._joint(y, y_prev), h_macro[:, None].expand(B, A, h_macro.shape[-1])], -1)
         return self.policy_out(self.policy_body(inp))
 
-    def _intent_cond(self, y: Tensor, m: Tensor) -> Tensor:
-        return torch.cat([self._joint(y), one_hot(m, self.n_macro, y.dtype)], -1)
+    def _intent_cond(self, y: Tensor, y_prev: Tensor, m: Tensor) -> Tensor:
+        """Each agent's conditioning ``(B, A, c + M)``: joint motion and its one-hot intent ``m`` ``(B, A)``."""
+        return torch.cat([self._joint(y, y_prev), one_hot(m, self.n_macro, y.dtype)], -1)
 
     def _advance_policy(self, m: Tensor, h_macro: Tensor) -> Tensor:
         return self.policy_rnn(one_hot(m, self.n_macro, h_macro.dtype).flatten(1), h_macro)
@@ -74,7 +79,7 @@ class MacroVRNN(VRNNIndep):
             raise CanocapsInputError(f"macro-intents must lie in [0, {self.n_macro}), got "
                                      f"[{int(macro.min())}, {int(macro.max())}]")
 
-    def loss_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
+    def loss_terms(self, x: Tensor, macro: Tensor | None = None, sampled_kl: bool = False) -> dict[str, Tensor]:
         if macro is None:
             raise CanocapsInputError("macro_vrnn needs macro-intents")
         B = x.shape[0]
@@ -82,12 +87,13 @@ class MacroVRNN(VRNNIndep):
         hm = x.new_zeros(B, self.macro_rnn_dim)
         nll, kl, ce = x.new_zeros(B), x.new_zeros(B), x.new_zeros(B)
         for t in range(1, x.shape[1]):
-            y, m = x[:, t - 1], macro[:, t - 1]
-            logits = self.policy_logits(y, hm)
+            y, yp, m = x[:, t - 1], x[:, max(t - 2, 0)], macro[:, t - 1]
+            logits = self.policy_logits(y, yp, hm)
             ce = ce + F.cross_entropy(logits.reshape(-1, self.n_macro), m.reshape(-1).long(),
                                       reduction="none").view(B, -1).sum(1)
             hm = self._advance_policy(m, hm)
-            n, k, h = self.core.step(self._targets(x[:, t]), self._intent_cond(y, m), h, self._offset(y))
+            n, k, h = self.core.step(self._targets(x[:, t]), self._intent_cond(y, yp, m), h, self._offset(y),
+                                     sampled_kl=sampled_kl)
             nll, kl = nll + n, kl + k
         return {"loss": nll + kl + ce, "nll": nll, "kl": kl, "ce": ce, "neg_elbo_given_macro": nll + kl}
 
@@ -110,21 +116,21 @@ class MacroVRNN(VRNNIndep):
         h = self._h0(prefix)
         hm = prefix.new_zeros(B, self.macro_rnn_dim)
         for t in range(1, seq_len):
-            y = out[:, t - 1]
+            y, yp = out[:, t - 1], out[:, max(t - 2, 0)]
             if t - 1 < known:
                 m = macro[:, t - 1].long()
             elif fixed is not None:
                 m = fixed
             else:
-                probs = torch.softmax(self.policy_logits(y, hm), -1)
+                probs = torch.softmax(self.policy_logits(y, yp, hm), -1)
                 m = torch.multinomial(probs.reshape(-1, self.n_macro), 1, generator=generator).view(B, A)
             intents[:, t - 1] = m
             hm = self._advance_policy(m, hm)
-            cond = self._intent_cond(y, m)
+            cond = self._intent_cond(y, yp, m)
             if t < P:
                 h = self.core.observe(self._targets(out[:, t]), cond, h, generator)
             else:
-                xt, h = self.core.generate(cond, h, self._offset(y), generator)
+                xt, h = self.core.generate(cond, h, self._offset(y), generator, self.temperature)
                 out[:, t] = xt.reshape(B, D)
         intents[:, -1] = intents[:, -2] if seq_len > 1 else intents[:, -1]
         return {"x": out, "macro": intents}

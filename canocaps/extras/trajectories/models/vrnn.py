@@ -13,6 +13,14 @@ Per step the negative ELBO is ``NLL(x_t) + KL(q || p)`` with one reparameterised
 ``residual=True`` (our default) adds the agent's previous position to the decoder mean,
 so the network predicts a displacement; the density is still on positions, so bounds stay
 comparable. ``residual=False`` is the authors' absolute parameterisation.
+``max_step`` (residual only) bounds the predicted displacement per coordinate:
+``mean = x_{t-1} + max_step * tanh(raw)``. ``velocity_scale`` > 0 appends the joint previous
+displacement ``velocity_scale * (x_{t-1} - x_{t-2})`` (zero at t = 1) to the conditioning,
+so the step is second order (the boids move with momentum).
+
+``sampled_kl=True`` replaces the analytic KL by its one-sample estimate
+``log q(z) - log p(z)`` at the sampled z: then ``nll + kl`` is ``-log w`` of one importance
+sample, which :meth:`~.base.TrajectoryModel.iw_bound` averages in log space (IWAE).
 """
 from __future__ import annotations
 
@@ -21,9 +29,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from canocaps.extras.trajectories.models.base import TrajectoryModel, start_rollout
+from canocaps.errors import CanocapsInputError
 from canocaps.extras.trajectories.models.common import (
     GaussianHead,
     GroupGRUCell,
+    GroupMLP,
     gaussian_kl,
     gaussian_nll,
     sample_gaussian,
@@ -34,34 +44,44 @@ class VRNNCore(nn.Module):
     """``groups`` VRNNs stepped in parallel: tensors are ``(B, G, .)``; ``groups=1`` shares weights."""
 
     def __init__(self, groups: int, x_dim: int, cond_dim: int, z_dim: int, h_dim: int, rnn_dim: int,
-                 min_std: float) -> None:
+                 min_std: float, max_step: float | None = None) -> None:
         super().__init__()
         self.rnn_dim = rnn_dim
+        self.max_step = max_step
         self.enc = GaussianHead(groups, x_dim + cond_dim + rnn_dim, h_dim, z_dim, min_std)
         self.prior = GaussianHead(groups, cond_dim + rnn_dim, h_dim, z_dim, min_std)
         self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
 
+    def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
+        """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``."""
+        return offset + (raw if self.max_step is None else self.max_step * torch.tanh(raw))
+
     def step(self, x: Tensor, cond: Tensor, h: Tensor, offset: Tensor | float = 0.0,
-             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+             generator: torch.Generator | None = None, sampled_kl: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Teacher-forced step: x ``(B, G, x_dim)`` -> (nll ``(B,)``, kl ``(B,)``, new h).
 
-        ``offset`` ``(B, G, x_dim)`` is added to the decoder mean (residual parameterisation)."""
+        ``offset`` ``(B, G, x_dim)`` is added to the decoder mean (residual parameterisation).
+        ``sampled_kl``: ``log q(z|.) - log p(z|.)`` at the sample instead of the analytic KL."""
         qm, qs = self.enc(torch.cat([x, cond, h], -1))
         pm, ps = self.prior(torch.cat([cond, h], -1))
         z = sample_gaussian(qm, qs, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
-        nll = gaussian_nll(x, dm + offset, ds).sum((1, 2))
-        kl = gaussian_kl(qm, qs, pm, ps).sum((1, 2))
+        nll = gaussian_nll(x, self.mean(dm, offset), ds).sum((1, 2))
+        if sampled_kl:
+            kl = (gaussian_nll(z, pm, ps) - gaussian_nll(z, qm, qs)).sum((1, 2))
+        else:
+            kl = gaussian_kl(qm, qs, pm, ps).sum((1, 2))
         return nll, kl, self.rnn(torch.cat([x, z], -1), h)
 
     def generate(self, cond: Tensor, h: Tensor, offset: Tensor | float = 0.0,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Sampling step: z from the prior, x from the decoder -> (x ``(B, G, x_dim)``, new h)."""
+                 generator: torch.Generator | None = None, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Sampling step: z from the prior, x from the decoder -> (x ``(B, G, x_dim)``, new h).
+        ``temperature`` scales both standard deviations (1 = the model's distribution)."""
         pm, ps = self.prior(torch.cat([cond, h], -1))
-        z = sample_gaussian(pm, ps, generator)
+        z = sample_gaussian(pm, temperature * ps, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
-        x = sample_gaussian(dm + offset, ds, generator)
+        x = sample_gaussian(self.mean(dm, offset), temperature * ds, generator)
         return x, self.rnn(torch.cat([x, z], -1), h)
 
     def observe(self, x: Tensor, cond: Tensor, h: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -79,8 +99,17 @@ class _VRNNBase(TrajectoryModel):
     def _targets(self, x_t: Tensor) -> Tensor:  # (B, D) -> (B, G, x)
         raise NotImplementedError
 
-    def _cond(self, y: Tensor, macro_t: Tensor | None) -> Tensor:  # (B, D) -> (B, G, c)
+    def _cond(self, y: Tensor, y_prev: Tensor) -> Tensor:  # (B, D), (B, D) -> (B, G, c)
         raise NotImplementedError
+
+    def _motion(self, y: Tensor, y_prev: Tensor) -> Tensor:
+        """The joint conditioning ``(B, D)`` or ``(B, 2D)``: ``x_{t-1}`` [+ scaled displacement]."""
+        if not self.velocity_scale:
+            return y
+        return torch.cat([y, self.velocity_scale * (y - y_prev)], -1)
+
+    def _motion_dim(self) -> int:
+        return self.state_dim * (2 if self.velocity_scale else 1)
 
     def _offset(self, y: Tensor) -> Tensor | float:
         return self._targets(y) if self.residual else 0.0
@@ -88,13 +117,14 @@ class _VRNNBase(TrajectoryModel):
     def _h0(self, x: Tensor) -> Tensor:
         return x.new_zeros(x.shape[0], self.groups, self.core.rnn_dim)
 
-    def loss_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
+    def loss_terms(self, x: Tensor, macro: Tensor | None = None, sampled_kl: bool = False) -> dict[str, Tensor]:
         h = self._h0(x)
         nll = x.new_zeros(x.shape[0])
         kl = x.new_zeros(x.shape[0])
         for t in range(1, x.shape[1]):
-            cond = self._cond(x[:, t - 1], None if macro is None else macro[:, t - 1])
-            n, k, h = self.core.step(self._targets(x[:, t]), cond, h, self._offset(x[:, t - 1]))
+            cond = self._cond(x[:, t - 1], x[:, max(t - 2, 0)])
+            n, k, h = self.core.step(self._targets(x[:, t]), cond, h, self._offset(x[:, t - 1]),
+                                     sampled_kl=sampled_kl)
             nll, kl = nll + n, kl + k
         return {"loss": nll + kl, "nll": nll, "kl": kl}
 
@@ -105,11 +135,11 @@ class _VRNNBase(TrajectoryModel):
         B, P, D = prefix.shape
         h = self._h0(prefix)
         for t in range(1, seq_len):
-            cond = self._cond(out[:, t - 1], None)
+            cond = self._cond(out[:, t - 1], out[:, max(t - 2, 0)])
             if t < P:
                 h = self.core.observe(self._targets(out[:, t]), cond, h, generator)
             else:
-                xt, h = self.core.generate(cond, h, self._offset(out[:, t - 1]), generator)
+                xt, h = self.core.generate(cond, h, self._offset(out[:, t - 1]), generator, self.temperature)
                 out[:, t] = xt.reshape(B, D)
         return {"x": out}
 
@@ -121,19 +151,20 @@ class VRNNSingle(_VRNNBase):
     groups = 1
 
     def __init__(self, n_agents: int, z_dim: int = 8, h_dim: int = 64, rnn_dim: int = 64,
-                 min_std: float = 1e-3, residual: bool = True, x_dim: int = 2) -> None:
+                 min_std: float = 1e-3, residual: bool = True, x_dim: int = 2, max_step: float | None = None,
+                 velocity_scale: float = 0.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, min_std=min_std,
-                             residual=residual, x_dim=x_dim)
-        self.residual = residual
+                             residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale)
+        self._set_motion(residual, max_step, velocity_scale)
         D = self.state_dim
-        self.core = VRNNCore(1, D, D, z_dim, h_dim, rnn_dim, min_std)
+        self.core = VRNNCore(1, D, self._motion_dim(), z_dim, h_dim, rnn_dim, min_std, max_step)
 
     def _targets(self, x_t: Tensor) -> Tensor:
         return x_t[:, None]
 
-    def _cond(self, y: Tensor, macro_t: Tensor | None) -> Tensor:
-        return y[:, None]
+    def _cond(self, y: Tensor, y_prev: Tensor) -> Tensor:
+        return self._motion(y, y_prev)[:, None]
 
 
 class VRNNIndep(_VRNNBase):
@@ -141,38 +172,72 @@ class VRNNIndep(_VRNNBase):
 
     ``share_weights=False`` (default, as the authors' ``VRNN_INDEP``): A separate weight
     sets. ``share_weights=True``: one set, and a one-hot agent id is appended to the
-    conditioning so agents stay distinguishable.
+    conditioning so agents stay distinguishable. ``relative=True`` gives agent i its own
+    position and the joint state *relative to it* (``x_{t-1} - x_{t-1}^i`` for every agent, plus
+    the displacements when ``velocity_scale`` > 0) instead of the same absolute joint state
+    for every agent: interactions (cohesion, separation) are then functions of the inputs
+    rather than of their differences. ``interaction`` = w > 0 (needs ``relative``) adds a
+    permutation-invariant neighbour summary, ``sum_{j != i} phi(x^j - x^i, v^j - v^i)`` with
+    ``phi`` a shared two-layer ReLU MLP of width w (the boids rules are sums of this form).
     """
 
     name = "vrnn_indep"
 
     def __init__(self, n_agents: int, z_dim: int = 4, h_dim: int = 64, rnn_dim: int = 64,
                  share_weights: bool = False, min_std: float = 1e-3, residual: bool = True,
-                 x_dim: int = 2) -> None:
+                 x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
+                 relative: bool = False, interaction: int = 0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
-                             share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim)
-        self.residual = residual
+                             share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
+                             max_step=max_step, velocity_scale=velocity_scale, relative=relative,
+                             interaction=interaction)
+        if interaction < 0 or (interaction and not relative):
+            raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
+        self.interaction = interaction
+        self.pair = GroupMLP(1, 2 * x_dim, interaction) if interaction else None
+        self._set_motion(residual, max_step, velocity_scale)
         self.share_weights = share_weights
+        self.relative = relative
         self.groups = n_agents
         self.core = VRNNCore(1 if share_weights else n_agents, x_dim, self._cond_dim(), z_dim, h_dim, rnn_dim,
-                             min_std)
+                             min_std, max_step)
 
     def _cond_dim(self) -> int:
-        return self.state_dim + (self.n_agents if self.share_weights else 0)
+        return (self._motion_dim() + (self.n_agents if self.share_weights else 0) + (self.x_dim if self.relative else 0)
+                + self.interaction)
 
     def _targets(self, x_t: Tensor) -> Tensor:
         return x_t.reshape(x_t.shape[0], self.n_agents, self.x_dim)
 
-    def _joint(self, y: Tensor) -> Tensor:
-        B, A = y.shape[0], self.n_agents
-        c = y[:, None].expand(B, A, y.shape[-1])
+    def _joint(self, y: Tensor, y_prev: Tensor) -> Tensor:
+        """Per-agent conditioning ``(B, A, c)`` from the joint frames ``y = x_{t-1}``, ``y_prev = x_{t-2}`` ``(B, D)``."""
+        B, A, D = y.shape[0], self.n_agents, y.shape[-1]
+        motion = self._motion(y, y_prev)
+        c = motion[:, None].expand(B, A, motion.shape[-1])
+        if self.relative:  # [own position, every agent's position minus own, displacements]
+            own = self._targets(y)  # (B, A, x)
+            rel = y[:, None] - own.repeat(1, 1, A)  # (B, A, D)
+            c = torch.cat([own, rel, c[..., D:]], -1)
+            if self.pair is not None:
+                c = torch.cat([c, self._pairs(rel, y - y_prev)], -1)
         if self.share_weights:
             c = torch.cat([c, torch.eye(A, device=y.device, dtype=y.dtype).expand(B, A, A)], -1)
         return c
 
-    def _cond(self, y: Tensor, macro_t: Tensor | None) -> Tensor:
-        return self._joint(y)
+    def _pairs(self, rel: Tensor, vel: Tensor) -> Tensor:
+        """Neighbour summary ``(B, A, w)`` from relative positions ``rel`` ``(B, A, D)`` and joint
+        displacements ``vel`` ``(B, D)``: ``sum_{j != i} phi(rel_ij, scaled (v_j - v_i))``."""
+        B, A = rel.shape[0], self.n_agents
+        v = self._targets(vel) * (self.velocity_scale or 1.0)  # (B, A, x)
+        rel_v = v[:, None] - v[:, :, None]  # (B, i, j, x)
+        feats = torch.cat([rel.view(B, A, A, self.x_dim), rel_v], -1).view(B, A * A, 2 * self.x_dim)
+        phi = self.pair(feats).view(B, A, A, -1)
+        mask = 1.0 - torch.eye(A, device=rel.device, dtype=rel.dtype)[None, :, :, None]
+        return (phi * mask).sum(2)
+
+    def _cond(self, y: Tensor, y_prev: Tensor) -> Tensor:
+        return self._joint(y, y_prev)
 
 
 def one_hot(index: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
