@@ -8,7 +8,8 @@
 #                              cpu: the CPU wheel from the PyTorch CPU index (a 192 MB download on
 #                              Linux; a plain 'pip install torch' there pulls the CUDA build and its
 #                              several GB of nvidia-* libraries); cuda: the default wheel from PyPI.
-#   CANOCAPS_TORCH_INDEX=URL   the index of the cpu build (default: https://download.pytorch.org/whl/cpu)
+#   CANOCAPS_TORCH_INDEX=URL   the index of the cpu build (default: https://download.pytorch.org/whl/cpu);
+#                              'pip' = pip's own configured index (CI's machines keep the CPU build there)
 #   CANOCAPS_WITH_TRITON=1|0   install triton (about 1 GB) even without a GPU / never; by default it is
 #                              installed only where CUDA is present (nvidia-smi or /dev/nvidia*).
 #                              CI sets 1: its tests run the Triton kernels in the interpreter on CPU.
@@ -55,6 +56,9 @@ python -m pip install -q --upgrade pip >>"$log" 2>&1 || echo "[setup] (pip upgra
 # torch first, so that canocaps' plain 'torch' requirement is already met by the build chosen here.
 if python -c 'import torch' 2>/dev/null; then
   echo "[setup] keeping the installed torch $(python -c 'import torch; print(torch.__version__)')"
+elif [ "$CANOCAPS_TORCH" = cpu ] && [ "${CANOCAPS_TORCH_INDEX:-}" = pip ]; then
+  # pip's own configured index (a mirror or a local wheel store that holds the CPU build)
+  step "installing torch $TORCH_VERSION (CPU build, pip's configured index)" python -m pip install -q "torch==$TORCH_VERSION"
 elif [ "$CANOCAPS_TORCH" = cpu ]; then
   step "installing torch $TORCH_VERSION (CPU build)" python -m pip install -q "torch==$TORCH_VERSION" \
     --index-url "${CANOCAPS_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}" --extra-index-url https://pypi.org/simple
