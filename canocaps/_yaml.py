@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load_yaml"]
+__all__ = ["load_yaml", "load_yaml_mapping"]
 
 
 class _Loader(yaml.SafeLoader):
@@ -38,3 +38,25 @@ _resolve_floats()
 def load_yaml(text: str) -> Any:
     """Parse YAML ``text`` like ``yaml.safe_load``, but ``1e-3`` / ``3E5`` are floats."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_yaml_mapping(text: str, what: str, section: str | None = None, source: str | None = None) -> dict:
+    """The one way configs are parsed: YAML ``text`` that must be a mapping.
+
+    ``what`` names the config in messages ("model config", ...); ``source`` (a path) prefixes
+    them when given. With ``section``, a top-level mapping under that key is returned when
+    present (a ``model:`` section of a run config). Raises ``CanocapsInputError`` with one
+    line for invalid YAML or a non-mapping.
+    """
+    from canocaps.errors import CanocapsInputError
+
+    where = f"{source}: " if source else f"{what}: "
+    try:
+        data = load_yaml(text) or {}
+    except yaml.YAMLError as exc:
+        raise CanocapsInputError(f"{where}not valid YAML ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise CanocapsInputError(f"{what}: expected a mapping at the top level")
+    if section is not None and isinstance(data.get(section), dict):
+        data = data[section]
+    return data

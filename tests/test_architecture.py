@@ -27,7 +27,7 @@ PACKAGE = ROOT / "canocaps"
 FOUNDATION = {"errors", "_files", "_yaml", "_guard", "_resources", "_format", "_options"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
-    "_yaml": set(),
+    "_yaml": {"errors"},
     "_resources": set(),
     "_format": set(),
     "_options": set(),

@@ -214,7 +214,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              max_correspondence_distance: float | None = None, icp_method: str = "point_to_plane",
              hypotheses: Iterable[str] = HYPOTHESES, num_points: int | None = None,
              max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
-             screen_top: int = 4, screen_factor: float = 3.0, screen_points: int = 256, refine_top: int = 2,
+             screen_top: int = 8, screen_factor: float = 3.0, screen_points: int = 256, refine_top: int = 2,
              seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
     """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
@@ -234,7 +234,9 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         num_points: points fed to the network (default: the model's training N, else 1024).
         max_icp_points: clouds are subsampled to at most this many points for ICP/scoring.
         icp_iterations: ICP iterations per stage for the final refinement.
-        screen_top: hypotheses kept after the cheap k-d tree score for the short ICP.
+        screen_top: hypotheses kept after the cheap k-d tree score for the short ICP (8: chosen
+            on 40 real validation meshes x 3 conditions, where 8 beat 4 in recall on clean and
+            noisy pairs, 0.85 / 0.825 against 0.80 / 0.775, for about 0.1 s more per pair).
         screen_factor: the cheap score counts points of A within this factor times the
             inlier distance (a wider net: a hypothesis a few degrees off still scores).
         screen_points: points of A used by the cheap score.

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from canocaps._files import read_text
-from canocaps._yaml import load_yaml
+from canocaps._yaml import load_yaml_mapping
 from canocaps.errors import CanocapsInputError
 
 __all__ = ["CapsulesConfig", "LossWeights"]
@@ -176,15 +176,7 @@ class CapsulesConfig:
             if not p.is_file():
                 raise CanocapsInputError(f"{p}: config file not found")
             text = read_text(p, "config file")
-        try:
-            data = load_yaml(text) or {}
-        except yaml.YAMLError as exc:
-            raise CanocapsInputError(f"model config: not valid YAML ({type(exc).__name__})") from None
-        if not isinstance(data, dict):
-            raise CanocapsInputError("model config: YAML must be a mapping")
-        if "model" in data and isinstance(data["model"], dict):
-            data = data["model"]
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml_mapping(text, "model config", section="model"))
 
     def replace(self, **changes: Any) -> "CapsulesConfig":
         return dataclasses.replace(self, **changes)

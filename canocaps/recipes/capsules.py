@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-import yaml
 
 from canocaps._files import read_text
-from canocaps._yaml import load_yaml
+from canocaps._yaml import load_yaml, load_yaml_mapping
 from canocaps.errors import CanocapsInputError, CanocapsWeightsError
 from canocaps.model.config import CapsulesConfig
 from canocaps.model.module import (DEFAULT_PAIRS, CapsulesTrainModule, baseline_pair_metrics, compute_losses,
@@ -175,10 +174,7 @@ def load_run_config(config: str | os.PathLike | Mapping[str, Any],
         p = Path(config)
         if not p.is_file():
             raise CanocapsInputError(f"{p}: run config not found")
-        try:
-            raw = load_yaml(read_text(p, "run config")) or {}
-        except yaml.YAMLError as exc:
-            raise CanocapsInputError(f"{p}: not valid YAML ({type(exc).__name__})") from None
+        raw = load_yaml_mapping(read_text(p, "run config"), "run config", source=str(p))
     if not isinstance(raw, dict):
         raise CanocapsInputError("run config: expected a mapping with model/data/train sections")
     unknown = sorted(set(raw) - {"model", "data", "train"})
@@ -293,11 +289,8 @@ def export_weights(checkpoint: str | os.PathLike, out_path: str | os.PathLike, f
         run_yaml = ckpt.parent / "run.yaml"
         if not run_yaml.is_file():
             raise CanocapsWeightsError(f"{ckpt}: no run.yaml beside it to read the model config from")
-        try:
-            run = load_yaml(read_text(run_yaml, "run config")) or {}
-        except yaml.YAMLError as exc:
-            raise CanocapsInputError(f"{run_yaml}: not valid YAML ({type(exc).__name__})") from None
-        model_config = CapsulesConfig.from_dict(run.get("model") if isinstance(run, dict) else None)
+        run = load_yaml_mapping(read_text(run_yaml, "run config"), "run config", source=str(run_yaml))
+        model_config = CapsulesConfig.from_dict(run.get("model"))
     state = read_checkpoint(ckpt)
     weights = state.get("module", state)
     if not isinstance(weights, dict):

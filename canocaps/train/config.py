@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import yaml
 
 from canocaps._files import read_text
-from canocaps._yaml import load_yaml
+from canocaps._yaml import load_yaml_mapping
 from canocaps.errors import CanocapsInputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -114,15 +114,7 @@ class TrainConfig:
     def from_yaml(cls, path_or_text: str | Path) -> "TrainConfig":
         """Read a YAML file (or YAML text). A top-level ``train:`` section is used if present."""
         text = read_text(path_or_text, "config file") if _looks_like_path(path_or_text) else str(path_or_text)
-        try:
-            data = load_yaml(text) or {}
-        except yaml.YAMLError as e:
-            raise CanocapsInputError(f"train config: not valid YAML ({e.__class__.__name__})") from e
-        if not isinstance(data, dict):
-            raise CanocapsInputError("train config: expected a mapping at the top level")
-        if "train" in data and isinstance(data["train"], dict):
-            data = data["train"]
-        return cls.from_dict(data)
+        return cls.from_dict(load_yaml_mapping(text, "train config", section="train"))
 
 
 def _looks_like_path(value: str | Path) -> bool:

@@ -91,14 +91,20 @@ def register_labeling_function(name: str) -> Callable[[Callable[..., LabelingFun
     return deco
 
 
+def build_by_name(table: dict[str, Any], name: str, what: str, **params: Any) -> Any:
+    """``table[name](**params)``; an unknown name or parameters the factory rejects are one-line
+    :class:`CanocapsInputError`s naming ``what`` ("labeling function", "model", ...)."""
+    if name not in table:
+        raise CanocapsInputError(f"unknown {what} {name!r} (choose from {', '.join(sorted(table))})")
+    try:
+        return table[name](**params)
+    except TypeError as exc:
+        raise CanocapsInputError(f"bad parameters for {what} {name!r}: {exc}") from None
+
+
 def get_labeling_function(name: str, **params: Any) -> LabelingFunction:
     """Build the registered LF ``name`` with ``params`` (e.g. ``window=8``, ``arena="basketball"``)."""
-    if name not in _REGISTRY:
-        raise CanocapsInputError(f"unknown labeling function {name!r} (choose from {', '.join(sorted(_REGISTRY))})")
-    try:
-        return _REGISTRY[name](**params)
-    except TypeError as exc:
-        raise CanocapsInputError(f"bad parameters for labeling function {name!r}: {exc}") from None
+    return build_by_name(_REGISTRY, name, "labeling function", **params)
 
 
 def list_labeling_functions() -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from canocaps.errors import CanocapsInputError
 from canocaps.extras.trajectories.models.base import TrajectoryModel
 from canocaps.extras.trajectories.models.macro import MacroVRNN
 from canocaps.extras.trajectories.models.rnn_gauss import RNNGauss
@@ -24,12 +23,9 @@ MODELS: dict[str, type[TrajectoryModel]] = {
 
 def build_model(name: str, **hparams: Any) -> TrajectoryModel:
     """Instantiate a model by name (``rnn_gauss``, ``vrnn_single``, ``vrnn_indep``, ``macro_vrnn``)."""
-    if name not in MODELS:
-        raise CanocapsInputError(f"unknown model {name!r} (choose from {', '.join(MODELS)})")
-    try:
-        return MODELS[name](**hparams)
-    except TypeError as exc:
-        raise CanocapsInputError(f"bad hyper-parameters for {name}: {exc}") from None
+    from canocaps.extras.trajectories.labeling import build_by_name
+
+    return build_by_name(MODELS, name, "model", **hparams)
 
 
 __all__ = ["MODELS", "MacroVRNN", "RNNGauss", "TrajectoryModel", "VRNNIndep", "VRNNSingle", "build_model"]
