@@ -9,7 +9,8 @@
 # set in four conditions and on 140 procedural pairs (with the no-ICP ablation, beside
 # Open3D FPFH+RANSAC+ICP and PCA+ICP in the same run), reconstruction, classification,
 # capsule/part agreement, stability (procedural and real meshes). Each step prints its table; existing
-# JSON files are kept (delete them to measure again). About 10 minutes on one core.
+# JSON files are kept (delete them to measure again). About an hour on one loaded core (the
+# real-mesh registration benchmark alone: 12 minutes).
 set -euo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: bash tools/evaluate_weights.sh WEIGHTS OUT_DIR" >&2
