@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'all' (one random combination of every slot) or K (first K, one by one)")
     h.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of the check")
     h.add_argument("--seed", type=int, default=0, help="initialisation seed (the constraints hold at any parameters)")
-    h.add_argument("--json-out", "--json", dest="json", metavar="PATH", help="also write the result as JSON")
+    h.add_argument("--json-out", "--json", dest="json", metavar="PATH",
+                   help="also write the result as JSON (default: none)")
     h.add_argument("-f", "--force", action="store_true", help="overwrite --json-out PATH")
     r = sub.add_parser("run", help="train on the 8x8 digits and measure the conserved quantities")
     r.add_argument("--model", choices=MODEL_KINDS, default="mlp", help="a bundled model")
