@@ -91,15 +91,17 @@ def register_labeling_function(name: str) -> Callable[[Callable[..., LabelingFun
     return deco
 
 
-def build_by_name(table: dict[str, Any], name: str, what: str, **params: Any) -> Any:
+def build_by_name(table: dict[str, Any], name: str, what: str, params_word: str = "parameters",
+                  **params: Any) -> Any:
     """``table[name](**params)``; an unknown name or parameters the factory rejects are one-line
-    :class:`CanocapsInputError`s naming ``what`` ("labeling function", "model", ...)."""
+    :class:`CanocapsInputError`s naming ``what`` ("labeling function", "model", ...) and
+    ``params_word`` ("parameters", "hyper-parameters")."""
     if name not in table:
         raise CanocapsInputError(f"unknown {what} {name!r} (choose from {', '.join(sorted(table))})")
     try:
         return table[name](**params)
     except TypeError as exc:
-        raise CanocapsInputError(f"bad parameters for {what} {name!r}: {exc}") from None
+        raise CanocapsInputError(f"bad {params_word} for {what} {name!r}: {exc}") from None
 
 
 def get_labeling_function(name: str, **params: Any) -> LabelingFunction:

@@ -25,7 +25,7 @@ def build_model(name: str, **hparams: Any) -> TrajectoryModel:
     """Instantiate a model by name (``rnn_gauss``, ``vrnn_single``, ``vrnn_indep``, ``macro_vrnn``)."""
     from canocaps.extras.trajectories.labeling import build_by_name
 
-    return build_by_name(MODELS, name, "model", **hparams)
+    return build_by_name(MODELS, name, "model", "hyper-parameters", **hparams)
 
 
 __all__ = ["MODELS", "MacroVRNN", "RNNGauss", "TrajectoryModel", "VRNNIndep", "VRNNSingle", "build_model"]
