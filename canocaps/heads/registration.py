@@ -106,46 +106,36 @@ def _to_numpy(x: Any) -> np.ndarray | None:
     return np.asarray(x, dtype=np.float64)
 
 
-def _procrustes(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """``(4, 4)`` least-squares rigid transform with ``dst ~= R src + t`` for ``(K, 3)`` pairs."""
-    import torch
-
-    from canocaps.geometry import weighted_procrustes
-
-    R, t = weighted_procrustes(torch.as_tensor(src[None], dtype=torch.float64),
-                               torch.as_tensor(dst[None], dtype=torch.float64))
-    T = np.eye(4)
-    T[:3, :3] = R[0].numpy()
-    T[:3, 3] = t[0].numpy()
-    return T
-
-
-def _match_capsules(fa: CanonicalFrame, fb: CanonicalFrame) -> np.ndarray | None:
-    """Capsule-to-capsule matching by descriptor distance (Hungarian) -> Procrustes transform."""
+def _matched_keypoints(fa: CanonicalFrame, fb: CanonicalFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Keypoints ``(m, 3)`` of A and B paired by capsule descriptor distance (Hungarian), or None."""
     if fa.keypoints is None or fb.keypoints is None or fa.descriptors is None or fb.descriptors is None:
         return None
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
-    cost = cdist(fa.descriptors, fb.descriptors)
-    rows, cols = linear_sum_assignment(cost)
-    if len(rows) < 3:
+    rows, cols = linear_sum_assignment(cdist(fa.descriptors, fb.descriptors))
+    return fa.keypoints[rows], fb.keypoints[cols]
+
+
+def _match_capsules(fa: CanonicalFrame, fb: CanonicalFrame) -> np.ndarray | None:
+    """Capsule-to-capsule matching by descriptor distance (Hungarian) -> rigid fit on all matches."""
+    matched = _matched_keypoints(fa, fb)
+    if matched is None or len(matched[0]) < 3:
         return None
-    return _procrustes(fa.keypoints[rows], fb.keypoints[cols])
+    return _rigid_fits(matched[0][None], matched[1][None])[0]
 
 
-def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Batched least-squares rigid fits: src, dst ``(T, m, 3)`` -> ``(T, 4, 4)`` with ``dst ~= R src + t``."""
-    cs, cd = src.mean(axis=1, keepdims=True), dst.mean(axis=1, keepdims=True)
-    H = np.swapaxes(src - cs, 1, 2) @ (dst - cd)  # (T, 3, 3)
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(np.swapaxes(Vt, 1, 2) @ np.swapaxes(U, 1, 2)))
-    D = np.tile(np.eye(3), (len(src), 1, 1))
-    D[:, 2, 2] = d
-    R = np.swapaxes(Vt, 1, 2) @ D @ np.swapaxes(U, 1, 2)
+def _rigid_fits(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Batched least-squares rigid fits: src, dst ``(T, m, 3)`` -> ``(T, 4, 4)`` with ``dst ~= R src + t``
+    (:func:`canocaps.geometry.weighted_procrustes`, float64)."""
+    import torch
+
+    from canocaps.geometry import weighted_procrustes
+
+    R, t = weighted_procrustes(torch.as_tensor(src, dtype=torch.float64), torch.as_tensor(dst, dtype=torch.float64))
     T = np.tile(np.eye(4), (len(src), 1, 1))
-    T[:, :3, :3] = R
-    T[:, :3, 3] = cd[:, 0] - (R @ cs[:, 0, :, None])[..., 0]
+    T[:, :3, :3] = R.numpy()
+    T[:, :3, 3] = t.numpy()
     return T
 
 
@@ -159,16 +149,13 @@ def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float =
     a point). With part of a cloud cut away, the capsules on the intact parts keep their
     keypoints and descriptors, so some triplets stay right where the all-capsule fit fails.
     """
-    if fa.keypoints is None or fb.keypoints is None or fa.descriptors is None or fb.descriptors is None:
-        return []
     import itertools
 
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
-    rows, cols = linear_sum_assignment(cdist(fa.descriptors, fb.descriptors))
-    ka, kb = fa.keypoints[rows], fb.keypoints[cols]
-    trip = np.array(list(itertools.combinations(range(len(rows)), 3)), dtype=np.int64).reshape(-1, 3)
+    matched = _matched_keypoints(fa, fb)
+    if matched is None:
+        return []
+    ka, kb = matched
+    trip = np.array(list(itertools.combinations(range(len(ka)), 3)), dtype=np.int64).reshape(-1, 3)
     if len(trip) == 0:
         return []
     pa, pb = ka[trip], kb[trip]  # (T, 3, 3)
@@ -177,7 +164,7 @@ def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float =
     ok = (np.abs(sa - sb).max(axis=1) < tolerance) & (np.minimum(sa.min(axis=1), sb.min(axis=1)) > min_side)
     if not ok.any():
         return []
-    return list(_kabsch(pa[ok], pb[ok]))
+    return list(_rigid_fits(pa[ok], pb[ok]))
 
 
 def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
