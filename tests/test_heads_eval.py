@@ -167,3 +167,7 @@ def test_eval_parts_and_conditions_from_the_command_line(tmp_path, capsys):
                      "--no-progress", "--json-out", str(reg)]) == 0
     names = [r["pair"] for r in json.loads(reg.read_text())["records"]["pca"]]
     assert any("/clean/" in n for n in names) and any("/partial/" in n for n in names)
+    printed = capsys.readouterr().out
+    assert "clean:" in printed and "partial:" in printed  # one table per condition
+    per = json.loads(reg.read_text())["by_condition"]
+    assert set(per) == {"clean", "partial"} and per["clean"]["pca"]["pairs"] == 1

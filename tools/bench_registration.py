@@ -59,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from canocaps.commands._common import check_outputs, format_table, write_json_file
-    from canocaps.heads.registration import benchmark_registration, make_test_pairs, registration_methods
+    from canocaps.heads.registration import (benchmark_registration, make_test_pairs, registration_methods,
+                                             summarize_by_condition)
 
     check_outputs(args.force, args.json)
     if args.threads:
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"resuming from {ckpt}", file=sys.stderr)
     out = benchmark_registration(methods, pairs, checkpoint=ckpt)
     wall = time.perf_counter() - t0
-    out["by_condition"] = _by_condition(out["records"], conditions)
+    out["by_condition"] = summarize_by_condition(out["records"], conditions)
     rows = [[c, m, s["pairs"], s["recall"], s["median_rre_deg"], s["median_rte"], s["mean_rmse"],
              s["median_time_per_pair_s"], s["time_per_pair_s"]]
             for c, per in out["by_condition"].items() for m, s in per.items()]
@@ -123,24 +124,6 @@ def _run(args: argparse.Namespace) -> int:
             ckpt.unlink()
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
-
-
-def _by_condition(records: dict, conditions: list[str]) -> dict:
-    """Per condition and method: :func:`summarize_registration` of that condition's records."""
-    import numpy as np
-
-    from canocaps.heads.registration import summarize_registration
-
-    out: dict = {}
-    for c in conditions:
-        out[c] = {}
-        for m, recs in records.items():
-            mine = [r for r in recs if r["pair"].rsplit("/", 2)[1] == c]
-            if mine:
-                s = summarize_registration(mine)
-                s["median_time_per_pair_s"] = float(np.median([r["time_s"] for r in mine]))
-                out[c][m] = s
-    return out
 
 
 if __name__ == "__main__":

@@ -130,8 +130,16 @@ def run(args: argparse.Namespace) -> int:
         out = benchmark_registration(methods, pairs, args.rre_max, args.rte_max, progress=args.progress,
                                      checkpoint=ckpt)
         result.update(out)
-        table = registration_table(out["summary"])
-        summary: Any = out["summary"]
+        if len(conditions) > 1:  # one row per condition and method, as tools/bench_registration.py prints
+            from canocaps.heads.registration import summarize_by_condition
+
+            out["by_condition"] = summarize_by_condition(out["records"], conditions, args.rre_max, args.rte_max)
+            result["by_condition"] = out["by_condition"]
+            table = "\n\n".join(f"{c}:\n{registration_table(per)}" for c, per in out["by_condition"].items())
+            summary: Any = out["by_condition"]
+        else:
+            table = registration_table(out["summary"])
+            summary = out["summary"]
     elif args.task == "reconstruction":
         from canocaps.heads.reconstruction import evaluate_reconstruction
 

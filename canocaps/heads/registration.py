@@ -52,6 +52,7 @@ __all__ = [
     "pca_register",
     "registration_errors",
     "summarize_registration",
+    "summarize_by_condition",
     "RegistrationPair",
     "CONDITIONS",
     "degrade",
@@ -387,6 +388,23 @@ def summarize_registration(records: Sequence[dict[str, float]], rre_max_deg: flo
         "rre_max_deg": rre_max_deg,
         "rte_max": rte_max,
     }
+
+
+def summarize_by_condition(records: dict[str, list[dict[str, Any]]], conditions: Sequence[str],
+                           rre_max_deg: float = 5.0, rte_max: float = 0.05) -> dict[str, dict[str, dict[str, float]]]:
+    """``{condition: {method: summary}}`` of :func:`benchmark_registration` records whose pairs
+    come from :func:`make_test_pairs` (pair names ``data/split/condition/index``); each summary
+    is :func:`summarize_registration` plus ``median_time_per_pair_s``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for c in conditions:
+        out[c] = {}
+        for m, recs in records.items():
+            mine = [r for r in recs if r["pair"].rsplit("/", 2)[1] == c]
+            if mine:
+                s = summarize_registration(mine, rre_max_deg, rte_max)
+                s["median_time_per_pair_s"] = float(np.median([r["time_s"] for r in mine]))
+                out[c][m] = s
+    return out
 
 
 @dataclass
