@@ -344,3 +344,55 @@ def test_capsule_triplets_survive_missing_and_mismatched_capsules(pair):
     assert 1 <= len(fits) < 20  # the 20 triplets minus those whose triangles disagree
     best = min(registration_errors(F, T, ka)["rre_deg"] for F in fits)
     assert best < 1e-6
+
+
+def test_diverse_screening_skips_near_copies():
+    from canocaps.heads.registration import _diverse
+    from scipy.spatial.transform import Rotation
+
+    def T(deg):
+        M = np.eye(4)
+        M[:3, :3] = Rotation.from_euler("z", deg, degrees=True).as_matrix()
+        return M
+
+    Ts = [T(0), T(10), T(90), T(100), T(180)]
+    assert _diverse([0, 1, 2, 3, 4], Ts, 3, 30.0) == [0, 2, 4]
+    assert _diverse([1, 0, 3, 2, 4], Ts, 2, 30.0) == [1, 3]
+    assert _diverse([0, 1, 2, 3, 4], Ts, 3, 0.0) == [0, 1, 2]
+
+
+def test_robust_score_and_core_distance_rank_alignments():
+    from scipy.spatial import cKDTree
+
+    from canocaps.heads.icp import core_distance, nearest_distances, robust_score
+
+    rng = np.random.default_rng(0)
+    tgt = rng.uniform(-1, 1, (2000, 3))
+    tree = cKDTree(tgt)
+    src = tgt[:500]
+    shift = lambda d: np.block([[np.eye(3), np.array([[d], [0], [0]])], [np.zeros((1, 3)), np.ones((1, 1))]])
+    d = {s: nearest_distances(src, tree, shift(s)) for s in (0.0, 0.01, 0.04)}
+    assert np.allclose(d[0.0], 0.0)
+    exact, near, far = (robust_score(d[s], 0.05) for s in (0.0, 0.01, 0.04))
+    assert exact == pytest.approx(1.0)
+    assert exact > near > far > 0.0
+    # core distance: the mean of the smallest 10 % only
+    dd = np.array([5.0] * 90 + [1.0] * 10)
+    assert core_distance(dd, 0.1) == pytest.approx(1.0) and core_distance(dd, 0.2) == pytest.approx(3.0)
+
+
+def test_partial_views_switch_to_the_core_distance_ranking(pair):
+    a, b, T = pair
+    full = pca_register(a, b)
+    assert not full.low_overlap and full.fitness > 0.85
+    # keep the part of B on one side of a plane: less than 85 % of A can find a partner
+    bc = b - b.mean(axis=0)
+    half = b[bc[:, 0] < np.quantile(bc[:, 0], 0.6)]
+    res = pca_register(a, half)
+    assert res.low_overlap and res.fitness < 0.85
+    core = [c.core_distance for c in res.candidates]
+    assert all(x <= y + 1e-4 * res.max_correspondence_distance for x, y in zip(core, core[1:]))
+    off = pca_register(a, half, overlap_threshold=0.0)
+    assert not off.low_overlap
+    score = [c.score for c in off.candidates]
+    assert all(x >= y - 1e-4 for x, y in zip(score, score[1:]))

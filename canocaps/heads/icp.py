@@ -9,33 +9,40 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ICP_METHODS", "IcpOutcome", "to_pcd", "estimate_normals", "evaluate", "icp"]
+__all__ = ["ICP_METHODS", "ROBUST_SCALE", "CORE_FRACTION", "IcpOutcome", "to_pcd", "estimate_normals", "evaluate",
+           "icp", "nearest_distances", "robust_score", "core_distance"]
 
 #: Supported ICP error metrics.
 ICP_METHODS = ("point_to_plane", "point_to_point")
 
+#: Scale of :func:`robust_score`, as a fraction of the inlier distance (0.5: chosen on the
+#: real-mesh validation pairs, where 0.3-0.7 did about equally well and 1.0 worse).
+ROBUST_SCALE = 0.5
+
+#: Fraction of points :func:`core_distance` averages over (0.1: chosen with the overlap
+#: threshold of :func:`canocaps.heads.registration.register` on the validation pairs).
+CORE_FRACTION = 0.1
+
 
 @dataclass
 class IcpOutcome:
-    """What one ICP run (or one evaluation) gives: transform, fitness, inlier RMSE, pairs."""
+    """What one ICP run (or one evaluation) gives: transform, fitness, inlier RMSE, pairs.
+
+    ``score`` (:func:`robust_score`) and ``core_distance`` (:func:`core_distance`) are
+    filled in when the caller computed them (NaN otherwise).
+    """
 
     transformation: np.ndarray
     fitness: float
     inlier_rmse: float
     correspondence_set: np.ndarray
+    score: float = float("nan")
+    core_distance: float = float("nan")
 
     @classmethod
     def from_open3d(cls, r: Any) -> "IcpOutcome":
         return cls(np.array(r.transformation, dtype=np.float64), float(r.fitness), float(r.inlier_rmse),
                    np.asarray(r.correspondence_set, dtype=np.int64).reshape(-1, 2))
-
-    def better_than(self, other: "IcpOutcome | None", tol: float = 1e-3) -> bool:
-        """Higher fitness wins; within ``tol`` of each other, lower inlier RMSE wins."""
-        if other is None:
-            return True
-        if abs(self.fitness - other.fitness) > tol:
-            return self.fitness > other.fitness
-        return self.inlier_rmse < other.inlier_rmse
 
 
 def to_pcd(points: np.ndarray) -> Any:
@@ -90,3 +97,44 @@ def icp(source: Any, target: Any, init: np.ndarray, max_distance: float, method:
     for dist in ((coarse_factor * max_distance, max_distance) if coarse_factor > 1 else (max_distance,)):
         T = np.array(reg.registration_icp(source, target, float(dist), T, estimation, criteria).transformation)
     return evaluate(source, target, T, max_distance)
+
+
+def nearest_distances(source_points: np.ndarray, target_tree: Any, transformation: np.ndarray) -> np.ndarray:
+    """``(N,)`` distance (unsquared, input units) from each moved source point ``(N, 3)`` to the target.
+
+    ``target_tree``: a ``scipy.spatial.cKDTree`` of the target points; ``transformation``
+    ``(4, 4)`` moves the source onto the target.
+    """
+    T = np.asarray(transformation, dtype=np.float64)
+    moved = np.asarray(source_points, dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
+    d, _ = target_tree.query(moved)
+    return np.asarray(d, dtype=np.float64)
+
+
+def robust_score(distances: np.ndarray, max_distance: float, scale: float = ROBUST_SCALE) -> float:
+    """Robust alignment score in [0, 1] from :func:`nearest_distances` ``(N,)``; higher is better.
+
+    The mean Geman-McClure similarity ``1 / (1 + (d / (scale * max_distance))^2)``. Unlike
+    Open3D's fitness (inlier fraction within ``max_distance``) every distance counts, so
+    of two alignments with the same overlap the tighter one wins: on near-symmetric
+    shapes the 180-degree-turned alignment often has a higher fitness by a few thousandths
+    but a larger inlier RMSE. On the 130 real-mesh validation pairs, choosing among the
+    same ICP-refined hypotheses by this score instead of fitness-then-RMSE raised recall
+    from 0.838 / 0.877 / 0.354 / 0.700 to 0.946 / 0.938 / 0.415 / 0.823 (clean / noisy /
+    partial / sparse).
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    return float(np.mean(1.0 / (1.0 + (d / (scale * float(max_distance))) ** 2)))
+
+
+def core_distance(distances: np.ndarray, fraction: float = CORE_FRACTION) -> float:
+    """Mean of the smallest ``fraction`` of :func:`nearest_distances` ``(N,)`` (input units); lower is better.
+
+    The trimmed criterion of trimmed ICP (Chetverikov et al. 2002) taken to a small
+    overlap: how tightly the best-matching part of the source lies on the target. Two
+    partial views overlap in part only, and a wrong alignment can cover more of the
+    target than the right one (a higher fitness and robust score) while fitting its best
+    part less tightly.
+    """
+    d = np.sort(np.asarray(distances, dtype=np.float64))
+    return float(d[:max(1, int(fraction * len(d)))].mean())

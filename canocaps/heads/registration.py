@@ -19,9 +19,15 @@ and ``descriptors (B, K, C)`` enable the capsule hypothesis):
    matched keypoints ("capsules").
 4. Score every hypothesis cheaply (inlier fraction of a few hundred points of A within
    ``screen_factor`` times the inlier distance of B, one k-d tree), run a short ICP
-   (Open3D; point-to-plane by default) on the ``screen_top`` best, refine the
-   ``refine_top`` best of those fully, and keep the one with the highest fitness (ties
-   within 1e-3: lowest inlier RMSE).
+   (Open3D; point-to-plane by default) on the ``screen_top`` best whose rotations are
+   at least ``screen_min_angle`` apart (a diverse few, not near-copies), refine the
+   ``refine_top`` best of those fully, and keep the one with the highest robust score
+   (:func:`canocaps.heads.icp.robust_score`: mean Geman-McClure similarity of the
+   point-to-nearest-point distances; fitness alone prefers the 180-degree-turned
+   alignment of near-symmetric shapes). When even the best fitness is low (below
+   ``overlap_threshold``: partial views), rank by :func:`canocaps.heads.icp.core_distance`
+   instead (how tightly the best-matching tenth of the points fits): a wrong alignment of
+   two partial views can overlap more than the right one.
 
 Evaluation helpers (RRE/RTE/RMSE against ground truth, recall, the benchmark loop over
 the bundled test pairs) live here too.
@@ -202,7 +208,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              max_correspondence_distance: float | None = None, icp_method: str = "point_to_plane",
              hypotheses: Iterable[str] = HYPOTHESES, num_points: int | None = None,
              max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
-             screen_top: int = 8, screen_factor: float = 3.0, screen_points: int = 256, refine_top: int = 2,
+             screen_top: int = 8, screen_factor: float = 3.0, screen_points: int = 256,
+             screen_min_angle: float = 30.0, refine_top: int = 3, overlap_threshold: float = 0.85,
              seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
     """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
@@ -228,8 +235,21 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         screen_factor: the cheap score counts points of A within this factor times the
             inlier distance (a wider net: a hypothesis a few degrees off still scores).
         screen_points: points of A used by the cheap score.
+        screen_min_angle: degrees; the ``screen_top`` kept are the best-ranked hypotheses whose
+            rotations differ pairwise by at least this angle (many hypotheses, e.g. capsule
+            triplets, land near one another; 30: on the 130 real-mesh validation pairs it
+            raised the share of pairs with a right hypothesis kept from 0.892 / 0.285 to
+            0.931 / 0.354 on noisy / partial pairs, clean unchanged at 0.931). 0 keeps the plain ranking.
         screen_iterations: ICP iterations per stage when screening the ``screen_top``
-            hypotheses; the ``refine_top`` best (fitness, then RMSE) are then refined fully.
+            hypotheses; the ``refine_top`` best are then refined fully.
+        refine_top: hypotheses refined fully (3: on the validation pairs 3 against 2 raised
+            partial-pair recall from 0.454 to 0.492, the other conditions unchanged).
+        overlap_threshold: when the best fitness after the short ICP is below this, the
+            clouds are taken to overlap in part only (``result.low_overlap``) and hypotheses
+            are ranked by :func:`canocaps.heads.icp.core_distance` (the mean distance of the
+            best-fitting 10 % of points) instead of the robust score (0.85: on the 130
+            validation pairs this raised partial-pair recall from 0.431 to 0.492 and left
+            clean / noisy / sparse at 0.946 / 0.946 / 0.831; 0 turns it off).
         seed: seed of the subsampling.
         device: device for the default model (ignored when ``model`` is given).
         names: how error messages call ``a`` and ``b`` (paths name themselves).
@@ -285,30 +305,40 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     if refine and len(candidates) > max(1, screen_top):
         ranks = _cheap_scores(subsample(pa, screen_points, seed + 4), np.asarray(tgt.points),
                               [T for _, T in candidates], screen_factor * dist)
-        candidates = [candidates[i] for i in ranks[:max(1, screen_top)]]
-    scored: list[tuple[str, _icp.IcpOutcome]] = []
-    for name, T0 in candidates:
-        out = (_icp.icp(src, tgt, T0, dist, icp_method, screen_iterations) if refine
+        keep = _diverse(ranks, [T for _, T in candidates], max(1, screen_top), screen_min_angle)
+        candidates = [candidates[i] for i in keep]
+    from dataclasses import replace
+
+    from scipy.spatial import cKDTree
+
+    src_points, tgt_tree = np.asarray(src.points), cKDTree(np.asarray(tgt.points))
+
+    def run(T0: np.ndarray, iterations: int) -> _icp.IcpOutcome:
+        out = (_icp.icp(src, tgt, T0, dist, icp_method, iterations) if refine
                else _icp.evaluate(src, tgt, T0, dist))
-        scored.append((name, out))
+        d = _icp.nearest_distances(src_points, tgt_tree, out.transformation)
+        return replace(out, score=_icp.robust_score(d, dist), core_distance=_icp.core_distance(d))
+
+    scored = [(name, run(T0, screen_iterations)) for name, T0 in candidates]
+    # Two clouds that overlap in part only: rank by how tightly the best-matching part fits.
+    low_overlap = refine and max(o.fitness for _, o in scored) < overlap_threshold
+
+    def rank(o: _icp.IcpOutcome) -> float:  # lower is better; ties within 1e-4 keep the hypotheses' order
+        return round(o.core_distance / dist, 4) if low_overlap else -round(o.score, 4)
+
     if refine:
-        order = sorted(range(len(scored)), key=lambda i: (-round(scored[i][1].fitness, 3), scored[i][1].inlier_rmse))
+        order = sorted(range(len(scored)), key=lambda i: rank(scored[i][1]))
         for i in order[:max(1, refine_top)]:
-            name, out = scored[i]
-            scored[i] = (name, _icp.icp(src, tgt, out.transformation, dist, icp_method, icp_iterations))
-    best: _icp.IcpOutcome | None = None
-    best_name = ""
-    scores: list[HypothesisScore] = []
-    for name, out in scored:
-        scores.append(HypothesisScore(name, out.fitness, out.inlier_rmse, out.transformation))
-        if out.better_than(best):
-            best, best_name = out, name
-    assert best is not None
-    scores.sort(key=lambda h: (-round(h.fitness, 3), h.inlier_rmse))
+            scored[i] = (scored[i][0], run(scored[i][1].transformation, icp_iterations))
+    scored.sort(key=lambda item: rank(item[1]))
+    best_name, best = scored[0]
     return RegistrationResult(
         transformation=best.transformation, fitness=best.fitness, inlier_rmse=best.inlier_rmse,
         correspondence_set=best.correspondence_set, hypothesis=best_name,
-        time_s=time.perf_counter() - t0, refined=refine, max_correspondence_distance=dist, candidates=scores)
+        time_s=time.perf_counter() - t0, refined=refine, max_correspondence_distance=dist,
+        candidates=[HypothesisScore(n, o.fitness, o.inlier_rmse, o.transformation, o.score, o.core_distance)
+                    for n, o in scored],
+        score=best.score, low_overlap=low_overlap)
 
 
 def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
@@ -322,6 +352,25 @@ def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
 
     kwargs.setdefault("hypotheses", ("canonical", "flips", "swaps"))
     return register(a, b, model=PCACanonicalizer(), **kwargs)
+
+
+def _diverse(ranks: Sequence[int], transforms: Sequence[np.ndarray], top: int, min_angle_deg: float) -> list[int]:
+    """The first ``top`` of ``ranks`` whose rotations differ pairwise by >= ``min_angle_deg`` (greedy).
+
+    ``transforms``: ``(4, 4)`` each; the angle is the geodesic distance between rotation parts.
+    """
+    if min_angle_deg <= 0:
+        return list(ranks[:top])
+    cos_max = np.cos(np.radians(min_angle_deg))
+    keep: list[int] = []
+    for i in ranks:
+        Ri = transforms[i][:3, :3]
+        # cos of the angle between two rotations: (trace(Ri^T Rj) - 1) / 2
+        if all((np.sum(Ri * transforms[j][:3, :3]) - 1.0) / 2.0 < cos_max for j in keep):
+            keep.append(i)
+            if len(keep) == top:
+                break
+    return keep
 
 
 def _cheap_scores(src: np.ndarray, tgt: np.ndarray, transforms: Sequence[np.ndarray], dist: float) -> list[int]:

@@ -51,20 +51,29 @@ class HypothesisScore:
             correspondence distance, after refinement (if any).
         inlier_rmse: RMS distance of those inlier pairs (units of the input).
         transformation: ``(4, 4)`` the refined (or initial) transform of this hypothesis.
+        score: robust alignment score in [0, 1], higher is better; ranks the hypotheses
+            (:func:`canocaps.heads.icp.robust_score`; NaN where not computed).
+        core_distance: mean distance of the best-fitting 10 % of points (input units,
+            lower is better); ranks the hypotheses of low-overlap pairs
+            (:func:`canocaps.heads.icp.core_distance`; NaN where not computed).
     """
 
     name: str
     fitness: float
     inlier_rmse: float
     transformation: np.ndarray
+    score: float = float("nan")
+    core_distance: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "fitness": float(self.fitness), "inlier_rmse": float(self.inlier_rmse),
+                "score": float(self.score), "core_distance": float(self.core_distance),
                 "transform": np.asarray(self.transformation).tolist()}
 
     def __repr__(self) -> str:
         T = np.asarray(self.transformation)
-        return (f"HypothesisScore({self.name!r}, fitness {self.fitness:.4f}, inlier_rmse {self.inlier_rmse:.4g}, "
+        return (f"HypothesisScore({self.name!r}, score {self.score:.4f}, fitness {self.fitness:.4f}, "
+                f"inlier_rmse {self.inlier_rmse:.4g}, "
                 f"R {format_rotation(T[:3, :3])}, t {format_vector(T[:3, 3])})")
 
 
@@ -83,11 +92,16 @@ class RegistrationResult:
         time_s: wall-clock seconds of the whole registration.
         refined: whether ICP refinement ran.
         max_correspondence_distance: the inlier threshold used (input units).
-        candidates: every hypothesis tried, best first.
+        candidates: every hypothesis tried, best first (highest ``score``).
         quality: ``"good"`` or ``"doubtful"``: the verdict of
             :func:`canocaps.heads.quality.assess_registration` on fitness and inlier RMSE
             (thresholds calibrated on benchmark records; computed when not given).
         quality_reasons: why a result is doubtful (empty when good).
+        score: the robust alignment score of this transform
+            (:func:`canocaps.heads.icp.robust_score`, in [0, 1]; NaN for single-hypothesis methods).
+        low_overlap: True when the clouds looked like partial views of each other (best
+            fitness below ``overlap_threshold``) and the hypotheses were ranked by
+            ``core_distance`` rather than ``score``.
     """
 
     transformation: np.ndarray
@@ -101,6 +115,8 @@ class RegistrationResult:
     candidates: list[HypothesisScore] = field(default_factory=list)
     quality: str | None = None
     quality_reasons: list[str] = field(default_factory=list)
+    score: float = float("nan")
+    low_overlap: bool = False
 
     def __post_init__(self) -> None:
         if self.quality is None:
@@ -137,6 +153,8 @@ class RegistrationResult:
             "transform": np.asarray(self.transformation, dtype=np.float64).tolist(),
             "fitness": float(self.fitness),
             "inlier_rmse": float(self.inlier_rmse),
+            "score": float(self.score),
+            "low_overlap": bool(self.low_overlap),
             "correspondences": self.num_correspondences,
             "hypothesis": self.hypothesis,
             "time_s": float(self.time_s),
@@ -191,6 +209,9 @@ class ClassificationResult:
             clusters matched to labels by the Hungarian method (label-free).
         pca_svm_accuracy: the same SVM on PCA-aligned raw points (occupancy grid).
         num_train, num_test, num_classes: sizes.
+        validated_svm_accuracy, validated_pca_svm_accuracy: the same two features with
+            standardisation and C chosen on the validation split
+            (:func:`canocaps.heads.classification.validated_svm_accuracy`); None if not run.
     """
 
     svm_accuracy: float
@@ -199,11 +220,15 @@ class ClassificationResult:
     num_train: int
     num_test: int
     num_classes: int
+    validated_svm_accuracy: float | None = None
+    validated_pca_svm_accuracy: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"svm_accuracy": self.svm_accuracy, "kmeans_accuracy": self.kmeans_accuracy,
-                "pca_svm_accuracy": self.pca_svm_accuracy, "num_train": self.num_train,
+                "pca_svm_accuracy": self.pca_svm_accuracy,
+                "validated_svm_accuracy": self.validated_svm_accuracy,
+                "validated_pca_svm_accuracy": self.validated_pca_svm_accuracy, "num_train": self.num_train,
                 "num_test": self.num_test, "num_classes": self.num_classes, **self.extra}
 
     def __repr__(self) -> str:
