@@ -172,6 +172,7 @@ def test_eval_tasks_on_procedural_data(files, capsys):
     cl = json.loads(capsys.readouterr().out)
     assert cl["num_classes"] == 14 and cl["num_train"] == cl["num_test"] == 14
     assert 0 <= cl["svm_accuracy"] <= 1 and 0 <= cl["kmeans_accuracy"] <= 1
+    assert cl["num_val"] == 14 and 0 <= cl["validated_svm_accuracy"] <= 1 and cl["validated_svm_C"] in (0.01, 0.1, 1.0)
     assert main(["eval", "registration", "--data", str(files / "nowhere"), *w]) == 2
     assert "--data" in capsys.readouterr().err
 

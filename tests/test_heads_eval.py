@@ -171,3 +171,27 @@ def test_eval_parts_and_conditions_from_the_command_line(tmp_path, capsys):
     assert "clean:" in printed and "partial:" in printed  # one table per condition
     per = json.loads(reg.read_text())["by_condition"]
     assert set(per) == {"clean", "partial"} and per["clean"]["pca"]["pairs"] == 1
+
+
+def test_validated_svm_picks_c_on_the_validation_split():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from canocaps.heads.classification import validated_svm_accuracy
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(90) % 3
+    centers = rng.normal(size=(3, 8))
+    make = lambda n: (centers[labels[:n]] + rng.normal(size=(n, 8)) * 1.2, labels[:n])
+    train, val, test = make(90), make(60), make(60)
+    grid = (0.001, 0.01, 1.0)
+    acc, C, val_acc = validated_svm_accuracy(train, val, test, grid=grid)
+    per_c = {c: float((make_pipeline(StandardScaler(), LinearSVC(C=c, random_state=0, max_iter=10000))
+                       .fit(*train).predict(val[0]) == val[1]).mean()) for c in grid}
+    assert C in grid and val_acc == max(per_c.values())
+    assert C == min(c for c in grid if per_c[c] == val_acc)  # ties: the smaller C
+    clf = make_pipeline(StandardScaler(), LinearSVC(C=C, random_state=0, max_iter=10000)).fit(*train)
+    assert acc == float((clf.predict(test[0]) == test[1]).mean())
+    with pytest.raises(CanocapsInputError):
+        validated_svm_accuracy((train[0], np.zeros(90, int)), val, test)

@@ -11,7 +11,9 @@ axes (largest variance first), the first two axes signed so that the third momen
 then scaled so the farthest point has norm 1. Test rotations come from
 :func:`canocaps.geometry.random_rotation` (uniform on SO(3), seeded). This is the classic rotation "canonicalisation" without
 learning. Two fixed-size features are fed to scikit-learn's ``LogisticRegression``
-(standardised, C=1, max_iter=2000):
+(standardised, max_iter=2000), once with C=1 and once with C chosen on the validation
+split from 0.01 / 0.1 / 1 / 10 (the same kind of selection the capsule features get in
+``canocaps eval classification``):
 
 * ``occupancy``: an 8x8x8 histogram of the points over [-1, 1]^3 (fractions, 512-D);
 * ``sorted``: the sorted coordinates along each PCA axis (3 x 64 quantiles, 192-D);
@@ -74,22 +76,35 @@ def random_rotations(n: int, generator: Any) -> np.ndarray:
     return random_rotation(n, dtype=torch.float64, generator=generator).numpy()
 
 
-def evaluate(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], kind: str) -> float:
+def evaluate(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+             test: tuple[np.ndarray, np.ndarray], kind: str) -> dict[str, float]:
+    """Test accuracy with C=1, and with C chosen on ``val`` (the smaller C on ties)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    xtr = np.stack([features(p, kind) for p in train[0]])
-    xte = np.stack([features(p, kind) for p in test[0]])
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-    clf.fit(xtr, train[1])
-    return float((clf.predict(xte) == test[1]).mean())
+    x = {name: np.stack([features(p, kind) for p in split[0]]) for name, split in
+         (("train", train), ("val", val), ("test", test))}
+    out: dict[str, float] = {}
+    best = (-1.0, 0.0, 0.0)
+    for C in (0.01, 0.1, 1.0, 10.0):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+        clf.fit(x["train"], train[1])
+        val_acc = float((clf.predict(x["val"]) == val[1]).mean())
+        test_acc = float((clf.predict(x["test"]) == test[1]).mean())
+        if C == 1.0:
+            out["test_accuracy"] = test_acc
+        if val_acc > best[0]:
+            best = (val_acc, C, test_acc)
+    out.update(val_selected_C=best[1], val_accuracy=best[0], val_selected_test_accuracy=best[2])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class-train", type=int, default=300)
     ap.add_argument("--per-class-test", type=int, default=50)
+    ap.add_argument("--per-class-val", type=int, default=30)
     ap.add_argument("--num-points", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=0, help="seed of the random test rotations")
     ap.add_argument("--json", help="also write the results here")
@@ -106,28 +121,29 @@ def _run(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     sets = {}
-    for split, pc in (("train", args.per_class_train), ("test", args.per_class_test)):
+    for split, pc in (("train", args.per_class_train), ("val", args.per_class_val), ("test", args.per_class_test)):
         ds = ProceduralShapes(split, args.num_points, per_class=pc, sampling="first")
         pts = np.stack([ds[i]["points"].numpy() for i in range(len(ds))]).astype(np.float64)
         sets[split] = (pts, ds.labels.copy())
     rng = torch.Generator().manual_seed(args.seed)
     rows = []
     for setting in ("given pose (no PCA)", "PCA frame", "random rotation + PCA frame"):
-        tr, te = sets["train"], sets["test"]
+        tr, va, te = sets["train"], sets["val"], sets["test"]
         if setting != "given pose (no PCA)":
             if setting.startswith("random"):
-                tr = (np.einsum("sij,snj->sni", random_rotations(len(tr[0]), rng), tr[0]), tr[1])
-                te = (np.einsum("sij,snj->sni", random_rotations(len(te[0]), rng), te[0]), te[1])
-            tr = (np.stack([pca_frame(p) for p in tr[0]]), tr[1])
-            te = (np.stack([pca_frame(p) for p in te[0]]), te[1])
+                tr, va, te = ((np.einsum("sij,snj->sni", random_rotations(len(d[0]), rng), d[0]), d[1])
+                              for d in (tr, va, te))
+            tr, va, te = ((np.stack([pca_frame(p) for p in d[0]]), d[1]) for d in (tr, va, te))
         for kind in ("occupancy", "sorted", "both"):
-            rows.append({"setting": setting, "feature": kind, "test_accuracy": evaluate(tr, te, kind)})
+            rows.append({"setting": setting, "feature": kind, **evaluate(tr, va, te, kind)})
     n_cls = len(np.unique(sets["train"][1]))
-    print(f"procedural: {n_cls} classes, {len(sets['train'][1])} train / {len(sets['test'][1])} test shapes, "
+    print(f"procedural: {n_cls} classes, {len(sets['train'][1])} train / {len(sets['val'][1])} val / "
+          f"{len(sets['test'][1])} test shapes, "
           f"N={args.num_points}; LogisticRegression on standardised features; chance {1 / n_cls:.3f}")
-    print(f"{'setting':<30} {'feature':<10} {'test acc':>8}")
+    print(f"{'setting':<30} {'feature':<10} {'test acc (C=1)':>14} {'test acc (C on val)':>19} {'C':>5}")
     for r in rows:
-        print(f"{r['setting']:<30} {r['feature']:<10} {r['test_accuracy']:8.3f}")
+        print(f"{r['setting']:<30} {r['feature']:<10} {r['test_accuracy']:14.3f} "
+              f"{r['val_selected_test_accuracy']:19.3f} {r['val_selected_C']:5g}")
     print(f"({time.time() - t0:.0f} s)")
     if args.json:
         atomic_write_text(args.json, json.dumps({"rows": rows, "args": vars(args), "chance": 1 / n_cls}, indent=2), force=args.force)
