@@ -34,6 +34,7 @@ from canocaps.extras.trajectories.models.common import (
     GaussianHead,
     GridEncoding,
     GroupGRUCell,
+    RadialBasis,
     GroupMLP,
     gaussian_kl,
     gaussian_nll,
@@ -184,6 +185,10 @@ class VRNNIndep(_VRNNBase):
     appends a ``k x k`` Gaussian-bump encoding of the agent's own absolute position
     (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
     depend on, in a form the per-agent networks learn from the few frames near the border.
+    ``pair_basis`` = k > 0 (needs ``interaction`` and ``pair_range`` > 0) gives ``phi`` the pair's
+    distance on ``k`` radial bumps over ``[0, pair_range]`` (:class:`~.common.RadialBasis`) and the
+    offset and relative velocity multiplied by each bump, so forces that act within a radius
+    (the boids' separation, cohesion / repulsion, alignment) are linear in its inputs.
     """
 
     name = "vrnn_indep"
@@ -192,13 +197,15 @@ class VRNNIndep(_VRNNBase):
                  share_weights: bool = False, min_std: float = 1e-3, residual: bool = True,
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
                  relative: bool = False, interaction: int = 0, position_grid: int = 0,
-                 arena: tuple[float, float, float, float] | list[float] | None = None) -> None:
+                 arena: tuple[float, float, float, float] | list[float] | None = None, pair_basis: int = 0,
+                 pair_range: float = 0.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
                              interaction=interaction, position_grid=position_grid,
-                             arena=None if arena is None else [float(a) for a in arena])
+                             arena=None if arena is None else [float(a) for a in arena], pair_basis=pair_basis,
+                             pair_range=float(pair_range))
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
         if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
@@ -206,8 +213,12 @@ class VRNNIndep(_VRNNBase):
             raise CanocapsInputError("position_grid must be 0 or >= 2 and needs 2-D positions and "
                                      f"arena=(xmin, xmax, ymin, ymax), got {position_grid!r}, {arena!r}")
         self.grid = GridEncoding(position_grid, arena) if position_grid else None
+        if pair_basis and (pair_basis < 2 or not interaction or not pair_range > 0):
+            raise CanocapsInputError("pair_basis must be 0 or >= 2 and needs interaction > 0 and pair_range > 0, "
+                                     f"got {pair_basis!r}, {interaction!r}, {pair_range!r}")
+        self.basis = RadialBasis(pair_basis, pair_range) if pair_basis else None
         self.interaction = interaction
-        self.pair = GroupMLP(1, 2 * x_dim, interaction) if interaction else None
+        self.pair = GroupMLP(1, 2 * x_dim + pair_basis * (1 + 2 * x_dim), interaction) if interaction else None
         self._set_motion(residual, max_step, velocity_scale)
         self.share_weights = share_weights
         self.relative = relative
@@ -245,7 +256,12 @@ class VRNNIndep(_VRNNBase):
         B, A = rel.shape[0], self.n_agents
         v = self._targets(vel) * (self.velocity_scale or 1.0)  # (B, A, x)
         rel_v = v[:, None] - v[:, :, None]  # (B, i, j, x)
-        feats = torch.cat([rel.view(B, A, A, self.x_dim), rel_v], -1).view(B, A * A, 2 * self.x_dim)
+        d = rel.view(B, A, A, self.x_dim)
+        feats = [d, rel_v]
+        if self.basis is not None:  # [.., b(|d|), d * b_k, rel_v * b_k]
+            b = self.basis(d)  # (B, i, j, k)
+            feats += [b, (d[..., None] * b[..., None, :]).flatten(-2), (rel_v[..., None] * b[..., None, :]).flatten(-2)]
+        feats = torch.cat(feats, -1).view(B, A * A, -1)
         phi = self.pair(feats).view(B, A, A, -1)
         mask = 1.0 - torch.eye(A, device=rel.device, dtype=rel.dtype)[None, :, :, None]
         return (phi * mask).sum(2)
