@@ -15,6 +15,7 @@ from canocaps.extras.trajectories.models.common import (
     GridEncoding,
     GroupGRUCell,
     GroupLinear,
+    RadialBasis,
     gaussian_kl,
     gaussian_nll,
     gaussian_nll_reference,
@@ -307,6 +308,55 @@ def test_absolute_position_reaches_per_agent_networks_through_the_grid(tiny, nam
             model.loss_terms(x, macro)
 
 
+def test_radial_basis_values_and_short_range_forces_are_linear_in_it():
+    rb = RadialBasis(8, 1.4)  # centres 0, 0.2, ..., 1.4; sigma 0.1
+    d = torch.tensor([[0.0, 0.0], [0.6, 0.8], [0.3, 0.0]])
+    b = rb(d)
+    assert b.shape == (3, 8)
+    assert float(b[0, 0]) == pytest.approx(1.0) and float(b[1, 5]) == pytest.approx(1.0)  # |d| = 0 and 1
+    assert float(b[1, 4]) == pytest.approx(np.exp(-2.0), rel=1e-5)  # one spacing away
+    assert float(b[2, 1]) == pytest.approx(float(b[2, 2]))  # half-way
+    # the boids' cohesion within the local radius (0.9), d * 1[|d| <= 0.9], is nearly linear in
+    # [d, d * b_k] and not in d alone: what the pair features are for
+    rng = np.random.default_rng(0)
+    q = rng.uniform(-1.4, 1.4, (4000, 2))
+    q = q[np.linalg.norm(q, axis=1) < 1.4]
+    force = q * (np.linalg.norm(q, axis=1, keepdims=True) <= 0.9)
+    bq = rb(torch.tensor(q, dtype=torch.float32)).numpy()
+
+    def r2(feats: np.ndarray) -> float:
+        a = np.c_[feats, np.ones(len(feats))]
+        w, *_ = np.linalg.lstsq(a, force, rcond=None)
+        return float(1 - ((force - a @ w) ** 2).sum() / ((force - force.mean(0)) ** 2).sum())
+
+    basis_r2 = r2(np.c_[q, (q[:, :, None] * bq[:, None, :]).reshape(len(q), -1)])
+    assert basis_r2 > 0.9 and basis_r2 > r2(q) + 0.3, (basis_r2, r2(q))
+
+
+def test_pair_basis_reaches_the_neighbour_summary(tiny):
+    """With phi's weights on the raw offsets and velocities zeroed, the summary still sees the
+    neighbours through the radial features (and stops working if they are cut)."""
+    train, _ = tiny
+    torch.manual_seed(0)
+    model = build_model("vrnn_indep", **_hp("vrnn_indep"), velocity_scale=10.0, relative=True, interaction=8,
+                        pair_basis=4, pair_range=1.2).eval()
+    with torch.no_grad():
+        model.pair.l1.weight[..., :4] = 0.0  # [d, rel_v] columns
+    y, yp = train.x[:4, 3], train.x[:4, 2]
+    spread = y.view(4, 8, 2) * torch.tensor([1.0, 1.0, 1.3, 1.0, 1.0, 1.0, 1.0, 1.0])[:, None]  # move agent 2 away
+    with torch.no_grad():
+        s0 = model._pairs(model._joint(y, yp)[:, :, 2:18], y - yp)
+        s1 = model._pairs(model._joint(spread.flatten(1), yp)[:, :, 2:18], spread.flatten(1) - yp)
+        assert float((s0 - s1).abs().max()) > 1e-3
+        model.basis = None
+        with pytest.raises(RuntimeError):
+            model._pairs(model._joint(y, yp)[:, :, 2:18], y - yp)
+    with pytest.raises(CanocapsInputError, match="pair_basis"):
+        build_model("vrnn_indep", n_agents=3, relative=True, pair_basis=4, pair_range=1.0)  # no interaction
+    with pytest.raises(CanocapsInputError, match="pair_basis"):
+        build_model("vrnn_indep", n_agents=3, relative=True, interaction=4, pair_basis=4)  # no range
+
+
 def test_position_grid_needs_an_arena_and_is_in_the_recipe():
     from canocaps.extras.trajectories.experiments import default_hparams
 
@@ -317,6 +367,7 @@ def test_position_grid_needs_an_arena_and_is_in_the_recipe():
     for name, n_macro in (("vrnn_indep", None), ("macro_vrnn", 2)):
         hp = default_hparams(name, {"dataset": "boids", "n_agents": 8}, n_macro)
         assert hp["position_grid"] == 11 and hp["arena"] == ARENA
+        assert hp["pair_basis"] == 8 and hp["pair_range"] == pytest.approx(0.2 * 5 * 2 ** 0.5)
     court = default_hparams("macro_vrnn", {"dataset": "basketball", "n_agents": 5}, 90)["arena"]
     assert court == pytest.approx([-25 / 94, 69 / 94, -0.5, 0.5])  # the 94 x 50 ft court, normalised
 
