@@ -165,7 +165,8 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
     the per-agent models (``vrnn_indep``, ``macro_vrnn``) see the others relative to themselves,
     plus a neighbour summary (``interaction``) whose pair function sees the distances on radial
     bumps (``pair_basis``, ``pair_range``), and a grid encoding of their own absolute position
-    over the arena (``position_grid``, ``arena``)."""
+    over the arena (``position_grid``, ``arena``); the macro model gates that summary by the
+    agent's intent (``intent_gate``)."""
     width = {"small": 32, "paper": 200}[size]
     h_dim = {"small": 32, "paper": 64}[size]
     hp: dict[str, Any] = {"n_agents": meta["n_agents"], "velocity_scale": VELOCITY_SCALE}
@@ -180,7 +181,7 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
                   interaction=h_dim, **_per_agent_geometry(meta))
     elif model == "macro_vrnn":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], macro_rnn_dim=width,
-                  n_macro=n_macro, relative=True, interaction=h_dim, **_per_agent_geometry(meta))
+                  n_macro=n_macro, relative=True, interaction=h_dim, intent_gate=True, **_per_agent_geometry(meta))
     return hp
 
 

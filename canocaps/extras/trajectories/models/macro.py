@@ -6,6 +6,11 @@
   authors' code) predicts agent i's intent among ``M`` classes.
 - **Agent VRNNs.** One VRNN per agent (as :class:`~.vrnn.VRNNIndep`) whose prior,
   posterior and decoder are also conditioned on the agent's one-hot intent.
+  ``intent_gate=True`` (needs ``interaction``) also multiplies the agent's neighbour
+  summary ``sum_j phi(x^j - x^i, v^j - v^i)`` elementwise by a learned vector of its intent
+  (``g[m_i]``, initialised to ones): how an agent reacts to its neighbours depends on what
+  it intends (boids: friendly = attraction, unfriendly = the same term with the opposite
+  sign), a product a ReLU network of ``[summary, one-hot]`` only approximates.
 
 Training uses teacher forcing: the labelled intents (from a labeling function) drive both
 the policy GRU and the VRNNs. The loss (nats per sequence) is the **sum**
@@ -43,7 +48,7 @@ class MacroVRNN(VRNNIndep):
                  residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, relative: bool = False, interaction: int = 0,
                  position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None,
-                 pair_basis: int = 0, pair_range: float = 0.0) -> None:
+                 pair_basis: int = 0, pair_range: float = 0.0, intent_gate: bool = False) -> None:
         if n_macro < 1:
             raise CanocapsInputError(f"n_macro must be >= 1, got {n_macro}")
         self.n_macro = n_macro
@@ -56,7 +61,10 @@ class MacroVRNN(VRNNIndep):
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
                              relative=relative, interaction=interaction, position_grid=position_grid,
                              arena=None if arena is None else [float(a) for a in arena], pair_basis=pair_basis,
-                             pair_range=float(pair_range))
+                             pair_range=float(pair_range), intent_gate=intent_gate)
+        if intent_gate and not interaction:
+            raise CanocapsInputError("intent_gate needs interaction > 0 (it gates the neighbour summary)")
+        self.intent_gate = nn.Parameter(torch.ones(n_macro, interaction)) if intent_gate else None
         G = 1 if share_weights else n_agents
         self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std, max_step)
         self.policy_rnn = nn.GRUCell(n_agents * n_macro, macro_rnn_dim)
@@ -73,7 +81,9 @@ class MacroVRNN(VRNNIndep):
 
     def _intent_cond(self, y: Tensor, y_prev: Tensor, m: Tensor) -> Tensor:
         """Each agent's conditioning ``(B, A, c + M)``: joint motion and its one-hot intent ``m`` ``(B, A)``."""
-        return torch.cat([self._joint(y, y_prev), one_hot(m, self.n_macro, y.dtype)], -1)
+        hot = one_hot(m, self.n_macro, y.dtype)
+        gate = None if self.intent_gate is None else hot @ self.intent_gate  # (B, A, interaction)
+        return torch.cat([self._joint(y, y_prev, gate), hot], -1)
 
     def _advance_policy(self, m: Tensor, h_macro: Tensor) -> Tensor:
         return self.policy_rnn(one_hot(m, self.n_macro, h_macro.dtype).flatten(1), h_macro)

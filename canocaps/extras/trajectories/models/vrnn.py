@@ -233,8 +233,9 @@ class VRNNIndep(_VRNNBase):
     def _targets(self, x_t: Tensor) -> Tensor:
         return x_t.reshape(x_t.shape[0], self.n_agents, self.x_dim)
 
-    def _joint(self, y: Tensor, y_prev: Tensor) -> Tensor:
-        """Per-agent conditioning ``(B, A, c)`` from the joint frames ``y = x_{t-1}``, ``y_prev = x_{t-2}`` ``(B, D)``."""
+    def _joint(self, y: Tensor, y_prev: Tensor, pair_gate: Tensor | None = None) -> Tensor:
+        """Per-agent conditioning ``(B, A, c)`` from the joint frames ``y = x_{t-1}``, ``y_prev = x_{t-2}`` ``(B, D)``.
+        ``pair_gate`` ``(B, A, interaction)`` multiplies each agent's neighbour summary (intent gating)."""
         B, A, D = y.shape[0], self.n_agents, y.shape[-1]
         motion = self._motion(y, y_prev)
         c = motion[:, None].expand(B, A, motion.shape[-1])
@@ -243,7 +244,8 @@ class VRNNIndep(_VRNNBase):
             rel = y[:, None] - own.repeat(1, 1, A)  # (B, A, D)
             c = torch.cat([own, rel, c[..., D:]], -1)
             if self.pair is not None:
-                c = torch.cat([c, self._pairs(rel, y - y_prev)], -1)
+                summary = self._pairs(rel, y - y_prev)
+                c = torch.cat([c, summary if pair_gate is None else summary * pair_gate], -1)
         if self.grid is not None:  # [..., encoding of the agent's own absolute position]
             c = torch.cat([c, self.grid(self._targets(y))], -1)
         if self.share_weights:
