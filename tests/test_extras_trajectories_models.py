@@ -357,6 +357,40 @@ def test_pair_basis_reaches_the_neighbour_summary(tiny):
         build_model("vrnn_indep", n_agents=3, relative=True, interaction=4, pair_basis=4)  # no range
 
 
+def test_intent_gate_multiplies_the_neighbour_summary(tiny):
+    """The intent reaches the per-agent networks through the gated summary alone when its
+    one-hot columns are cut from every first layer; starting at ones, the gate is the identity."""
+    train, _ = tiny
+    torch.manual_seed(0)
+    hp = dict(**_hp("macro_vrnn"), velocity_scale=10.0, max_step=0.2, relative=True, interaction=8)
+    model = build_model("macro_vrnn", **hp, intent_gate=True).eval()
+    x = train.x[:4]
+    y, yp = x[:, 3], x[:, 2]
+    m0, m1 = torch.zeros(4, 8, dtype=torch.long), torch.ones(4, 8, dtype=torch.long)
+    w = 8
+    summary = model._joint(y, yp)[..., 2 + 32:2 + 32 + w]  # own (2), relative + displacements (2 x 16)
+    torch.testing.assert_close(model._intent_cond(y, yp, m1)[..., 2 + 32:2 + 32 + w], summary)  # gate = 1
+    with torch.no_grad():
+        model.intent_gate[0] = -2.0
+        torch.testing.assert_close(model._intent_cond(y, yp, m0)[..., 2 + 32:2 + 32 + w], -2.0 * summary)
+        c = model._cond_dim()  # inputs: enc [x (2), cond (c), one-hot (2), h], prior / dec [cond, one-hot, ...]
+        for layer, start in ((model.core.enc.body.l1, 2 + c), (model.core.prior.body.l1, c), (model.core.dec.body.l1, c)):
+            layer.weight[..., start:start + 2] = 0.0  # the one-hot intent columns: cut
+        macro0, macro1 = torch.zeros_like(train.macro[:4]), torch.ones_like(train.macro[:4])
+        torch.manual_seed(1)
+        nll0 = model.loss_terms(x, macro0)["nll"]
+        torch.manual_seed(1)
+        nll1 = model.loss_terms(x, macro1)["nll"]
+        assert float((nll0 - nll1).abs().min()) > 1e-3, (nll0, nll1)
+        model.intent_gate = None  # no gate: now the intents cannot matter any more
+        torch.manual_seed(1)
+        cut0 = model.loss_terms(x, macro0)["nll"]
+        torch.manual_seed(1)
+        torch.testing.assert_close(cut0, model.loss_terms(x, macro1)["nll"])
+    with pytest.raises(CanocapsInputError, match="intent_gate"):
+        build_model("macro_vrnn", n_agents=3, n_macro=2, intent_gate=True)
+
+
 def test_position_grid_needs_an_arena_and_is_in_the_recipe():
     from canocaps.extras.trajectories.experiments import default_hparams
 
@@ -368,6 +402,7 @@ def test_position_grid_needs_an_arena_and_is_in_the_recipe():
         hp = default_hparams(name, {"dataset": "boids", "n_agents": 8}, n_macro)
         assert hp["position_grid"] == 11 and hp["arena"] == ARENA
         assert hp["pair_basis"] == 8 and hp["pair_range"] == pytest.approx(0.2 * 5 * 2 ** 0.5)
+    assert default_hparams("macro_vrnn", {"dataset": "boids", "n_agents": 8}, 2)["intent_gate"] is True
     court = default_hparams("macro_vrnn", {"dataset": "basketball", "n_agents": 5}, 90)["arena"]
     assert court == pytest.approx([-25 / 94, 69 / 94, -0.5, 0.5])  # the 94 x 50 ft court, normalised
 
