@@ -391,6 +391,30 @@ def test_intent_gate_multiplies_the_neighbour_summary(tiny):
         build_model("macro_vrnn", n_agents=3, n_macro=2, intent_gate=True)
 
 
+@pytest.mark.parametrize("name", ["vrnn_indep", "macro_vrnn"])
+def test_momentum_centres_the_step_on_the_previous_displacement(tiny, name):
+    """With the decoder's mean layer zeroed, momentum rollouts (temperature 0) keep the displacement
+    of the burn-in; without momentum the same network stands still."""
+    train, _ = tiny
+    prefix = train.x[:3, :2]
+    steps = {}
+    for momentum in (True, False):
+        torch.manual_seed(0)
+        model = build_model(name, **_hp(name), velocity_scale=10.0, max_step=0.2, relative=True,
+                            momentum=momentum).eval().set_temperature(0.0)
+        with torch.no_grad():
+            for prm in model.core.dec.mean.parameters():
+                prm.zero_()
+        out = model.sample(prefix, 6, fix_macro=0 if name == "macro_vrnn" else None)["x"]
+        steps[momentum] = out.diff(dim=1)[:, 1:]
+    first = (prefix[:, 1] - prefix[:, 0])[:, None].expand_as(steps[True])
+    assert float(first.abs().max()) > 0.01
+    torch.testing.assert_close(steps[True], first, atol=1e-5, rtol=1e-4)
+    assert float(steps[False].abs().max()) < 1e-6
+    with pytest.raises(CanocapsInputError, match="momentum"):
+        build_model(name, **_hp(name), momentum=True)  # needs max_step
+
+
 def test_position_grid_needs_an_arena_and_is_in_the_recipe():
     from canocaps.extras.trajectories.experiments import default_hparams
 
@@ -402,6 +426,7 @@ def test_position_grid_needs_an_arena_and_is_in_the_recipe():
         hp = default_hparams(name, {"dataset": "boids", "n_agents": 8}, n_macro)
         assert hp["position_grid"] == 11 and hp["arena"] == ARENA
         assert hp["pair_basis"] == 8 and hp["pair_range"] == pytest.approx(0.2 * 5 * 2 ** 0.5)
+        assert hp["momentum"] is True
     assert default_hparams("macro_vrnn", {"dataset": "boids", "n_agents": 8}, 2)["intent_gate"] is True
     court = default_hparams("macro_vrnn", {"dataset": "basketball", "n_agents": 5}, 90)["arena"]
     assert court == pytest.approx([-25 / 94, 69 / 94, -0.5, 0.5])  # the 94 x 50 ft court, normalised

@@ -151,10 +151,11 @@ def arena_in_model_units(meta: dict[str, Any]) -> list[float]:
     return [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
 
 
-def _per_agent_geometry(meta: dict[str, Any]) -> dict[str, Any]:
+def _per_agent_recipe(meta: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
     arena = arena_in_model_units(meta)
     diagonal = float(np.hypot(arena[1] - arena[0], arena[3] - arena[2]))
-    return dict(position_grid=POSITION_GRID, arena=arena, pair_basis=PAIR_BASIS, pair_range=PAIR_RANGE * diagonal)
+    return dict(position_grid=POSITION_GRID, arena=arena, pair_basis=PAIR_BASIS, pair_range=PAIR_RANGE * diagonal,
+                momentum="max_step" in hp)
 
 
 def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size: str = "small") -> dict[str, Any]:
@@ -165,8 +166,9 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
     the per-agent models (``vrnn_indep``, ``macro_vrnn``) see the others relative to themselves,
     plus a neighbour summary (``interaction``) whose pair function sees the distances on radial
     bumps (``pair_basis``, ``pair_range``), and a grid encoding of their own absolute position
-    over the arena (``position_grid``, ``arena``); the macro model gates that summary by the
-    agent's intent (``intent_gate``)."""
+    over the arena (``position_grid``, ``arena``), and (with ``max_step``) predict the change of
+    their displacement (``momentum``); the macro model gates the neighbour summary by the agent's
+    intent (``intent_gate``)."""
     width = {"small": 32, "paper": 200}[size]
     h_dim = {"small": 32, "paper": 64}[size]
     hp: dict[str, Any] = {"n_agents": meta["n_agents"], "velocity_scale": VELOCITY_SCALE}
@@ -178,10 +180,10 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 8, "paper": 16}[size])
     elif model == "vrnn_indep":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], relative=True,
-                  interaction=h_dim, **_per_agent_geometry(meta))
+                  interaction=h_dim, **_per_agent_recipe(meta, hp))
     elif model == "macro_vrnn":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], macro_rnn_dim=width,
-                  n_macro=n_macro, relative=True, interaction=h_dim, intent_gate=True, **_per_agent_geometry(meta))
+                  n_macro=n_macro, relative=True, interaction=h_dim, intent_gate=True, **_per_agent_recipe(meta, hp))
     return hp
 
 

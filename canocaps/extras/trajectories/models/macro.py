@@ -48,20 +48,21 @@ class MacroVRNN(VRNNIndep):
                  residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, relative: bool = False, interaction: int = 0,
                  position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None,
-                 pair_basis: int = 0, pair_range: float = 0.0, intent_gate: bool = False) -> None:
+                 pair_basis: int = 0, pair_range: float = 0.0, intent_gate: bool = False, momentum: bool = False) -> None:
         if n_macro < 1:
             raise CanocapsInputError(f"n_macro must be >= 1, got {n_macro}")
         self.n_macro = n_macro
         super().__init__(n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, share_weights=share_weights,
                          min_std=min_std, residual=residual, x_dim=x_dim, max_step=max_step,
                          velocity_scale=velocity_scale, relative=relative, interaction=interaction,
-                         position_grid=position_grid, arena=arena, pair_basis=pair_basis, pair_range=pair_range)
+                         position_grid=position_grid, arena=arena, pair_basis=pair_basis, pair_range=pair_range,
+                         momentum=momentum)
         self._hparams = dict(n_agents=n_agents, n_macro=n_macro, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              macro_rnn_dim=macro_rnn_dim, share_weights=share_weights, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
                              relative=relative, interaction=interaction, position_grid=position_grid,
                              arena=None if arena is None else [float(a) for a in arena], pair_basis=pair_basis,
-                             pair_range=float(pair_range), intent_gate=intent_gate)
+                             pair_range=float(pair_range), intent_gate=intent_gate, momentum=momentum)
         if intent_gate and not interaction:
             raise CanocapsInputError("intent_gate needs interaction > 0 (it gates the neighbour summary)")
         self.intent_gate = nn.Parameter(torch.ones(n_macro, interaction)) if intent_gate else None
@@ -108,7 +109,7 @@ class MacroVRNN(VRNNIndep):
                                       reduction="none").view(B, -1).sum(1)
             hm = self._advance_policy(m, hm)
             n, k, h = self.core.step(self._targets(x[:, t]), self._intent_cond(y, yp, m), h, self._offset(y),
-                                     sampled_kl=sampled_kl)
+                                     sampled_kl=sampled_kl, prev_step=self._prev_step(y, yp))
             nll, kl = nll + n, kl + k
         return {"loss": nll + kl + ce, "nll": nll, "kl": kl, "ce": ce, "neg_elbo_given_macro": nll + kl}
 
@@ -145,7 +146,7 @@ class MacroVRNN(VRNNIndep):
             if t < P:
                 h = self.core.observe(self._targets(out[:, t]), cond, h, generator)
             else:
-                xt, h = self.core.generate(cond, h, self._offset(y), generator, self.temperature)
+                xt, h = self.core.generate(cond, h, self._offset(y), generator, self.temperature, self._prev_step(y, yp))
                 out[:, t] = xt.reshape(B, D)
         intents[:, -1] = intents[:, -2] if seq_len > 1 else intents[:, -1]
         return {"x": out, "macro": intents}
