@@ -15,7 +15,6 @@ from canocaps.extras.trajectories.models.common import (
     GridEncoding,
     GroupGRUCell,
     GroupLinear,
-    RadialBasis,
     gaussian_kl,
     gaussian_nll,
     gaussian_nll_reference,
@@ -308,113 +307,6 @@ def test_absolute_position_reaches_per_agent_networks_through_the_grid(tiny, nam
             model.loss_terms(x, macro)
 
 
-def test_radial_basis_values_and_short_range_forces_are_linear_in_it():
-    rb = RadialBasis(8, 1.4)  # centres 0, 0.2, ..., 1.4; sigma 0.1
-    d = torch.tensor([[0.0, 0.0], [0.6, 0.8], [0.3, 0.0]])
-    b = rb(d)
-    assert b.shape == (3, 8)
-    assert float(b[0, 0]) == pytest.approx(1.0) and float(b[1, 5]) == pytest.approx(1.0)  # |d| = 0 and 1
-    assert float(b[1, 4]) == pytest.approx(np.exp(-2.0), rel=1e-5)  # one spacing away
-    assert float(b[2, 1]) == pytest.approx(float(b[2, 2]))  # half-way
-    # the boids' cohesion within the local radius (0.9), d * 1[|d| <= 0.9], is nearly linear in
-    # [d, d * b_k] and not in d alone: what the pair features are for
-    rng = np.random.default_rng(0)
-    q = rng.uniform(-1.4, 1.4, (4000, 2))
-    q = q[np.linalg.norm(q, axis=1) < 1.4]
-    force = q * (np.linalg.norm(q, axis=1, keepdims=True) <= 0.9)
-    bq = rb(torch.tensor(q, dtype=torch.float32)).numpy()
-
-    def r2(feats: np.ndarray) -> float:
-        a = np.c_[feats, np.ones(len(feats))]
-        w, *_ = np.linalg.lstsq(a, force, rcond=None)
-        return float(1 - ((force - a @ w) ** 2).sum() / ((force - force.mean(0)) ** 2).sum())
-
-    basis_r2 = r2(np.c_[q, (q[:, :, None] * bq[:, None, :]).reshape(len(q), -1)])
-    assert basis_r2 > 0.9 and basis_r2 > r2(q) + 0.3, (basis_r2, r2(q))
-
-
-def test_pair_basis_reaches_the_neighbour_summary(tiny):
-    """With phi's weights on the raw offsets and velocities zeroed, the summary still sees the
-    neighbours through the radial features (and stops working if they are cut)."""
-    train, _ = tiny
-    torch.manual_seed(0)
-    model = build_model("vrnn_indep", **_hp("vrnn_indep"), velocity_scale=10.0, relative=True, interaction=8,
-                        pair_basis=4, pair_range=1.2).eval()
-    with torch.no_grad():
-        model.pair.l1.weight[..., :4] = 0.0  # [d, rel_v] columns
-    y, yp = train.x[:4, 3], train.x[:4, 2]
-    spread = y.view(4, 8, 2) * torch.tensor([1.0, 1.0, 1.3, 1.0, 1.0, 1.0, 1.0, 1.0])[:, None]  # move agent 2 away
-    with torch.no_grad():
-        s0 = model._pairs(model._joint(y, yp)[:, :, 2:18], y - yp)
-        s1 = model._pairs(model._joint(spread.flatten(1), yp)[:, :, 2:18], spread.flatten(1) - yp)
-        assert float((s0 - s1).abs().max()) > 1e-3
-        model.basis = None
-        with pytest.raises(RuntimeError):
-            model._pairs(model._joint(y, yp)[:, :, 2:18], y - yp)
-    with pytest.raises(CanocapsInputError, match="pair_basis"):
-        build_model("vrnn_indep", n_agents=3, relative=True, pair_basis=4, pair_range=1.0)  # no interaction
-    with pytest.raises(CanocapsInputError, match="pair_basis"):
-        build_model("vrnn_indep", n_agents=3, relative=True, interaction=4, pair_basis=4)  # no range
-
-
-def test_intent_gate_multiplies_the_neighbour_summary(tiny):
-    """The intent reaches the per-agent networks through the gated summary alone when its
-    one-hot columns are cut from every first layer; starting at ones, the gate is the identity."""
-    train, _ = tiny
-    torch.manual_seed(0)
-    hp = dict(**_hp("macro_vrnn"), velocity_scale=10.0, max_step=0.2, relative=True, interaction=8)
-    model = build_model("macro_vrnn", **hp, intent_gate=True).eval()
-    x = train.x[:4]
-    y, yp = x[:, 3], x[:, 2]
-    m0, m1 = torch.zeros(4, 8, dtype=torch.long), torch.ones(4, 8, dtype=torch.long)
-    w = 8
-    summary = model._joint(y, yp)[..., 2 + 32:2 + 32 + w]  # own (2), relative + displacements (2 x 16)
-    torch.testing.assert_close(model._intent_cond(y, yp, m1)[..., 2 + 32:2 + 32 + w], summary)  # gate = 1
-    with torch.no_grad():
-        model.intent_gate[0] = -2.0
-        torch.testing.assert_close(model._intent_cond(y, yp, m0)[..., 2 + 32:2 + 32 + w], -2.0 * summary)
-        c = model._cond_dim()  # inputs: enc [x (2), cond (c), one-hot (2), h], prior / dec [cond, one-hot, ...]
-        for layer, start in ((model.core.enc.body.l1, 2 + c), (model.core.prior.body.l1, c), (model.core.dec.body.l1, c)):
-            layer.weight[..., start:start + 2] = 0.0  # the one-hot intent columns: cut
-        macro0, macro1 = torch.zeros_like(train.macro[:4]), torch.ones_like(train.macro[:4])
-        torch.manual_seed(1)
-        nll0 = model.loss_terms(x, macro0)["nll"]
-        torch.manual_seed(1)
-        nll1 = model.loss_terms(x, macro1)["nll"]
-        assert float((nll0 - nll1).abs().min()) > 1e-3, (nll0, nll1)
-        model.intent_gate = None  # no gate: now the intents cannot matter any more
-        torch.manual_seed(1)
-        cut0 = model.loss_terms(x, macro0)["nll"]
-        torch.manual_seed(1)
-        torch.testing.assert_close(cut0, model.loss_terms(x, macro1)["nll"])
-    with pytest.raises(CanocapsInputError, match="intent_gate"):
-        build_model("macro_vrnn", n_agents=3, n_macro=2, intent_gate=True)
-
-
-@pytest.mark.parametrize("name", ["vrnn_indep", "macro_vrnn"])
-def test_momentum_centres_the_step_on_the_previous_displacement(tiny, name):
-    """With the decoder's mean layer zeroed, momentum rollouts (temperature 0) keep the displacement
-    of the burn-in; without momentum the same network stands still."""
-    train, _ = tiny
-    prefix = train.x[:3, :2]
-    steps = {}
-    for momentum in (True, False):
-        torch.manual_seed(0)
-        model = build_model(name, **_hp(name), velocity_scale=10.0, max_step=0.2, relative=True,
-                            momentum=momentum).eval().set_temperature(0.0)
-        with torch.no_grad():
-            for prm in model.core.dec.mean.parameters():
-                prm.zero_()
-        out = model.sample(prefix, 6, fix_macro=0 if name == "macro_vrnn" else None)["x"]
-        steps[momentum] = out.diff(dim=1)[:, 1:]
-    first = (prefix[:, 1] - prefix[:, 0])[:, None].expand_as(steps[True])
-    assert float(first.abs().max()) > 0.01
-    torch.testing.assert_close(steps[True], first, atol=1e-5, rtol=1e-4)
-    assert float(steps[False].abs().max()) < 1e-6
-    with pytest.raises(CanocapsInputError, match="momentum"):
-        build_model(name, **_hp(name), momentum=True)  # needs max_step
-
-
 def test_position_grid_needs_an_arena_and_is_in_the_recipe():
     from canocaps.extras.trajectories.experiments import default_hparams
 
@@ -425,9 +317,6 @@ def test_position_grid_needs_an_arena_and_is_in_the_recipe():
     for name, n_macro in (("vrnn_indep", None), ("macro_vrnn", 2)):
         hp = default_hparams(name, {"dataset": "boids", "n_agents": 8}, n_macro)
         assert hp["position_grid"] == 11 and hp["arena"] == ARENA
-        assert hp["pair_basis"] == 8 and hp["pair_range"] == pytest.approx(0.2 * 5 * 2 ** 0.5)
-        assert hp["momentum"] is True
-    assert default_hparams("macro_vrnn", {"dataset": "boids", "n_agents": 8}, 2)["intent_gate"] is True
     court = default_hparams("macro_vrnn", {"dataset": "basketball", "n_agents": 5}, 90)["arena"]
     assert court == pytest.approx([-25 / 94, 69 / 94, -0.5, 0.5])  # the 94 x 50 ft court, normalised
 

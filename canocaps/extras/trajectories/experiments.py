@@ -140,8 +140,6 @@ def label_dataset(data_dir: str | Path, lf: str, params: dict[str, Any] | None =
 BOIDS_MAX_STEP = 0.2  # simulator units per frame; the boids never exceed 0.14 (tested)
 VELOCITY_SCALE = 10.0  # displacement features ~ 1 (boids: <= 0.14 per frame)
 POSITION_GRID = 11  # per-agent models: own position on an 11 x 11 grid over the arena (boids: every 0.5 units)
-PAIR_BASIS = 8  # per-agent models: pair distances on 8 radial bumps over [0, PAIR_RANGE x arena diagonal]
-PAIR_RANGE = 0.2  # boids: 0.2 x 5 sqrt(2) = 1.41 units (the simulator's neighbour radii are 0.2 and 0.9)
 
 
 def arena_in_model_units(meta: dict[str, Any]) -> list[float]:
@@ -151,24 +149,14 @@ def arena_in_model_units(meta: dict[str, Any]) -> list[float]:
     return [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
 
 
-def _per_agent_recipe(meta: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
-    arena = arena_in_model_units(meta)
-    diagonal = float(np.hypot(arena[1] - arena[0], arena[3] - arena[2]))
-    return dict(position_grid=POSITION_GRID, arena=arena, pair_basis=PAIR_BASIS, pair_range=PAIR_RANGE * diagonal,
-                momentum="max_step" in hp)
-
-
 def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size: str = "small") -> dict[str, Any]:
     """Model sizes: ``small`` (the README table; minutes on one CPU core) or ``paper``.
 
     Every model gets the same step parameterisation: the previous displacement as input
     (``velocity_scale``) and, on boids, displacements bounded by ``max_step`` (0.2 units);
     the per-agent models (``vrnn_indep``, ``macro_vrnn``) see the others relative to themselves,
-    plus a neighbour summary (``interaction``) whose pair function sees the distances on radial
-    bumps (``pair_basis``, ``pair_range``), and a grid encoding of their own absolute position
-    over the arena (``position_grid``, ``arena``), and (with ``max_step``) predict the change of
-    their displacement (``momentum``); the macro model gates the neighbour summary by the agent's
-    intent (``intent_gate``)."""
+    plus a neighbour summary (``interaction``) and a grid encoding of their own absolute
+    position over the arena (``position_grid``, ``arena``)."""
     width = {"small": 32, "paper": 200}[size]
     h_dim = {"small": 32, "paper": 64}[size]
     hp: dict[str, Any] = {"n_agents": meta["n_agents"], "velocity_scale": VELOCITY_SCALE}
@@ -180,10 +168,11 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 8, "paper": 16}[size])
     elif model == "vrnn_indep":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], relative=True,
-                  interaction=h_dim, **_per_agent_recipe(meta, hp))
+                  interaction=h_dim, position_grid=POSITION_GRID, arena=arena_in_model_units(meta))
     elif model == "macro_vrnn":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], macro_rnn_dim=width,
-                  n_macro=n_macro, relative=True, interaction=h_dim, intent_gate=True, **_per_agent_recipe(meta, hp))
+                  n_macro=n_macro, relative=True, interaction=h_dim, position_grid=POSITION_GRID,
+                  arena=arena_in_model_units(meta))
     return hp
 
 

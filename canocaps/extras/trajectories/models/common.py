@@ -133,26 +133,3 @@ class GridEncoding(nn.Module):
     def forward(self, p: Tensor) -> Tensor:
         d = (p[..., None, :] - self.centres.to(p.dtype)) / self.sigma.to(p.dtype)  # (..., k*k, 2)
         return torch.exp(-0.5 * (d ** 2).sum(-1))
-
-
-class RadialBasis(nn.Module):
-    """Distance -> ``k`` Gaussian bumps: vectors ``(..., x)`` -> ``(..., k)``.
-
-    Centres ``mu`` evenly spaced on ``[0, max_range]``, width ``sigma`` = half the spacing;
-    feature ``j = exp(-(|d| - mu_j)^2 / (2 sigma^2))``. Multiplied by a pair's offset or relative
-    velocity, they make short-range forces (``f(|d|) d``: separation, cohesion within a radius,
-    alignment with the neighbours within a radius) linear in the features.
-    """
-
-    def __init__(self, k: int, max_range: float) -> None:
-        super().__init__()
-        if k < 2 or not max_range > 0:
-            raise ValueError(f"RadialBasis needs k >= 2 and max_range > 0, got {k}, {max_range!r}")
-        self.k = k
-        mu = torch.linspace(0.0, float(max_range), k)
-        self.register_buffer("mu", mu, persistent=False)
-        self.sigma = float(mu[1] - mu[0]) / 2
-
-    def forward(self, d: Tensor) -> Tensor:
-        r = d.norm(dim=-1, keepdim=True)  # (..., 1)
-        return torch.exp(-0.5 * ((r - self.mu.to(d.dtype)) / self.sigma) ** 2)

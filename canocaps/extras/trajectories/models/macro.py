@@ -6,11 +6,6 @@
   authors' code) predicts agent i's intent among ``M`` classes.
 - **Agent VRNNs.** One VRNN per agent (as :class:`~.vrnn.VRNNIndep`) whose prior,
   posterior and decoder are also conditioned on the agent's one-hot intent.
-  ``intent_gate=True`` (needs ``interaction``) also multiplies the agent's neighbour
-  summary ``sum_j phi(x^j - x^i, v^j - v^i)`` elementwise by a learned vector of its intent
-  (``g[m_i]``, initialised to ones): how an agent reacts to its neighbours depends on what
-  it intends (boids: friendly = attraction, unfriendly = the same term with the opposite
-  sign), a product a ReLU network of ``[summary, one-hot]`` only approximates.
 
 Training uses teacher forcing: the labelled intents (from a labeling function) drive both
 the policy GRU and the VRNNs. The loss (nats per sequence) is the **sum**
@@ -47,25 +42,19 @@ class MacroVRNN(VRNNIndep):
                  macro_rnn_dim: int = 64, share_weights: bool = False, min_std: float = 1e-3,
                  residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, relative: bool = False, interaction: int = 0,
-                 position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None,
-                 pair_basis: int = 0, pair_range: float = 0.0, intent_gate: bool = False, momentum: bool = False) -> None:
+                 position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None) -> None:
         if n_macro < 1:
             raise CanocapsInputError(f"n_macro must be >= 1, got {n_macro}")
         self.n_macro = n_macro
         super().__init__(n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, share_weights=share_weights,
                          min_std=min_std, residual=residual, x_dim=x_dim, max_step=max_step,
                          velocity_scale=velocity_scale, relative=relative, interaction=interaction,
-                         position_grid=position_grid, arena=arena, pair_basis=pair_basis, pair_range=pair_range,
-                         momentum=momentum)
+                         position_grid=position_grid, arena=arena)
         self._hparams = dict(n_agents=n_agents, n_macro=n_macro, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              macro_rnn_dim=macro_rnn_dim, share_weights=share_weights, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
                              relative=relative, interaction=interaction, position_grid=position_grid,
-                             arena=None if arena is None else [float(a) for a in arena], pair_basis=pair_basis,
-                             pair_range=float(pair_range), intent_gate=intent_gate, momentum=momentum)
-        if intent_gate and not interaction:
-            raise CanocapsInputError("intent_gate needs interaction > 0 (it gates the neighbour summary)")
-        self.intent_gate = nn.Parameter(torch.ones(n_macro, interaction)) if intent_gate else None
+                             arena=None if arena is None else [float(a) for a in arena])
         G = 1 if share_weights else n_agents
         self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std, max_step)
         self.policy_rnn = nn.GRUCell(n_agents * n_macro, macro_rnn_dim)
@@ -82,9 +71,7 @@ class MacroVRNN(VRNNIndep):
 
     def _intent_cond(self, y: Tensor, y_prev: Tensor, m: Tensor) -> Tensor:
         """Each agent's conditioning ``(B, A, c + M)``: joint motion and its one-hot intent ``m`` ``(B, A)``."""
-        hot = one_hot(m, self.n_macro, y.dtype)
-        gate = None if self.intent_gate is None else hot @ self.intent_gate  # (B, A, interaction)
-        return torch.cat([self._joint(y, y_prev, gate), hot], -1)
+        return torch.cat([self._joint(y, y_prev), one_hot(m, self.n_macro, y.dtype)], -1)
 
     def _advance_policy(self, m: Tensor, h_macro: Tensor) -> Tensor:
         return self.policy_rnn(one_hot(m, self.n_macro, h_macro.dtype).flatten(1), h_macro)
@@ -109,7 +96,7 @@ class MacroVRNN(VRNNIndep):
                                       reduction="none").view(B, -1).sum(1)
             hm = self._advance_policy(m, hm)
             n, k, h = self.core.step(self._targets(x[:, t]), self._intent_cond(y, yp, m), h, self._offset(y),
-                                     sampled_kl=sampled_kl, prev_step=self._prev_step(y, yp))
+                                     sampled_kl=sampled_kl)
             nll, kl = nll + n, kl + k
         return {"loss": nll + kl + ce, "nll": nll, "kl": kl, "ce": ce, "neg_elbo_given_macro": nll + kl}
 
@@ -146,7 +133,7 @@ class MacroVRNN(VRNNIndep):
             if t < P:
                 h = self.core.observe(self._targets(out[:, t]), cond, h, generator)
             else:
-                xt, h = self.core.generate(cond, h, self._offset(y), generator, self.temperature, self._prev_step(y, yp))
+                xt, h = self.core.generate(cond, h, self._offset(y), generator, self.temperature)
                 out[:, t] = xt.reshape(B, D)
         intents[:, -1] = intents[:, -2] if seq_len > 1 else intents[:, -1]
         return {"x": out, "macro": intents}

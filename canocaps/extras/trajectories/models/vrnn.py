@@ -34,7 +34,6 @@ from canocaps.extras.trajectories.models.common import (
     GaussianHead,
     GridEncoding,
     GroupGRUCell,
-    RadialBasis,
     GroupMLP,
     gaussian_kl,
     gaussian_nll,
@@ -55,18 +54,12 @@ class VRNNCore(nn.Module):
         self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
 
-    def mean(self, raw: Tensor, offset: Tensor | float, prev_step: Tensor | None = None) -> Tensor:
-        """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``;
-        with ``prev_step`` (momentum, needs ``max_step``) ``offset + max_step * tanh(atanh(prev_step /
-        max_step) + raw)``: ``raw = 0`` repeats the previous displacement, and steps stay bounded."""
-        if prev_step is not None:
-            ratio = (prev_step / self.max_step).clamp(-0.995, 0.995)
-            return offset + self.max_step * torch.tanh(torch.atanh(ratio) + raw)
+    def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
+        """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``."""
         return offset + (raw if self.max_step is None else self.max_step * torch.tanh(raw))
 
     def step(self, x: Tensor, cond: Tensor, h: Tensor, offset: Tensor | float = 0.0,
-             generator: torch.Generator | None = None, sampled_kl: bool = False,
-             prev_step: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+             generator: torch.Generator | None = None, sampled_kl: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Teacher-forced step: x ``(B, G, x_dim)`` -> (nll ``(B,)``, kl ``(B,)``, new h).
 
         ``offset`` ``(B, G, x_dim)`` is added to the decoder mean (residual parameterisation).
@@ -75,7 +68,7 @@ class VRNNCore(nn.Module):
         pm, ps = self.prior(torch.cat([cond, h], -1))
         z = sample_gaussian(qm, qs, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
-        nll = gaussian_nll(x, self.mean(dm, offset, prev_step), ds).sum((1, 2))
+        nll = gaussian_nll(x, self.mean(dm, offset), ds).sum((1, 2))
         if sampled_kl:
             kl = (gaussian_nll(z, pm, ps) - gaussian_nll(z, qm, qs)).sum((1, 2))
         else:
@@ -83,14 +76,13 @@ class VRNNCore(nn.Module):
         return nll, kl, self.rnn(torch.cat([x, z], -1), h)
 
     def generate(self, cond: Tensor, h: Tensor, offset: Tensor | float = 0.0,
-                 generator: torch.Generator | None = None, temperature: float = 1.0,
-                 prev_step: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                 generator: torch.Generator | None = None, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
         """Sampling step: z from the prior, x from the decoder -> (x ``(B, G, x_dim)``, new h).
         ``temperature`` scales both standard deviations (1 = the model's distribution)."""
         pm, ps = self.prior(torch.cat([cond, h], -1))
         z = sample_gaussian(pm, temperature * ps, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
-        x = sample_gaussian(self.mean(dm, offset, prev_step), temperature * ds, generator)
+        x = sample_gaussian(self.mean(dm, offset), temperature * ds, generator)
         return x, self.rnn(torch.cat([x, z], -1), h)
 
     def observe(self, x: Tensor, cond: Tensor, h: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -104,7 +96,6 @@ class _VRNNBase(TrajectoryModel):
     """Loop shared by the VRNNs: subclasses define groups, how x splits and the conditioning."""
 
     groups: int
-    momentum: bool = False  # decoder mean around the previous displacement (:meth:`VRNNCore.mean`)
 
     def _targets(self, x_t: Tensor) -> Tensor:  # (B, D) -> (B, G, x)
         raise NotImplementedError
@@ -124,10 +115,6 @@ class _VRNNBase(TrajectoryModel):
     def _offset(self, y: Tensor) -> Tensor | float:
         return self._targets(y) if self.residual else 0.0
 
-    def _prev_step(self, y: Tensor, y_prev: Tensor) -> Tensor | None:
-        """``(B, G, x)`` previous displacement for the momentum parameterisation, else None."""
-        return self._targets(y - y_prev) if self.momentum else None
-
     def _h0(self, x: Tensor) -> Tensor:
         return x.new_zeros(x.shape[0], self.groups, self.core.rnn_dim)
 
@@ -138,7 +125,7 @@ class _VRNNBase(TrajectoryModel):
         for t in range(1, x.shape[1]):
             cond = self._cond(x[:, t - 1], x[:, max(t - 2, 0)])
             n, k, h = self.core.step(self._targets(x[:, t]), cond, h, self._offset(x[:, t - 1]),
-                                     sampled_kl=sampled_kl, prev_step=self._prev_step(x[:, t - 1], x[:, max(t - 2, 0)]))
+                                     sampled_kl=sampled_kl)
             nll, kl = nll + n, kl + k
         return {"loss": nll + kl, "nll": nll, "kl": kl}
 
@@ -153,8 +140,7 @@ class _VRNNBase(TrajectoryModel):
             if t < P:
                 h = self.core.observe(self._targets(out[:, t]), cond, h, generator)
             else:
-                xt, h = self.core.generate(cond, h, self._offset(out[:, t - 1]), generator, self.temperature,
-                                           self._prev_step(out[:, t - 1], out[:, max(t - 2, 0)]))
+                xt, h = self.core.generate(cond, h, self._offset(out[:, t - 1]), generator, self.temperature)
                 out[:, t] = xt.reshape(B, D)
         return {"x": out}
 
@@ -198,13 +184,6 @@ class VRNNIndep(_VRNNBase):
     appends a ``k x k`` Gaussian-bump encoding of the agent's own absolute position
     (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
     depend on, in a form the per-agent networks learn from the few frames near the border.
-    ``momentum=True`` (needs ``max_step``) centres the decoder mean on the previous displacement:
-    ``x_{t-1} + max_step * tanh(atanh((x_{t-1} - x_{t-2}) / max_step) + raw)``, so the networks
-    predict the change of velocity (what the forces act on) and a zero output keeps moving.
-    ``pair_basis`` = k > 0 (needs ``interaction`` and ``pair_range`` > 0) gives ``phi`` the pair's
-    distance on ``k`` radial bumps over ``[0, pair_range]`` (:class:`~.common.RadialBasis`) and the
-    offset and relative velocity multiplied by each bump, so forces that act within a radius
-    (the boids' separation, cohesion / repulsion, alignment) are linear in its inputs.
     """
 
     name = "vrnn_indep"
@@ -213,18 +192,13 @@ class VRNNIndep(_VRNNBase):
                  share_weights: bool = False, min_std: float = 1e-3, residual: bool = True,
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
                  relative: bool = False, interaction: int = 0, position_grid: int = 0,
-                 arena: tuple[float, float, float, float] | list[float] | None = None, pair_basis: int = 0,
-                 pair_range: float = 0.0, momentum: bool = False) -> None:
+                 arena: tuple[float, float, float, float] | list[float] | None = None) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
                              interaction=interaction, position_grid=position_grid,
-                             arena=None if arena is None else [float(a) for a in arena], pair_basis=pair_basis,
-                             pair_range=float(pair_range), momentum=momentum)
-        if momentum and max_step is None:
-            raise CanocapsInputError("momentum needs max_step (and residual=true)")
-        self.momentum = bool(momentum)
+                             arena=None if arena is None else [float(a) for a in arena])
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
         if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
@@ -232,12 +206,8 @@ class VRNNIndep(_VRNNBase):
             raise CanocapsInputError("position_grid must be 0 or >= 2 and needs 2-D positions and "
                                      f"arena=(xmin, xmax, ymin, ymax), got {position_grid!r}, {arena!r}")
         self.grid = GridEncoding(position_grid, arena) if position_grid else None
-        if pair_basis and (pair_basis < 2 or not interaction or not pair_range > 0):
-            raise CanocapsInputError("pair_basis must be 0 or >= 2 and needs interaction > 0 and pair_range > 0, "
-                                     f"got {pair_basis!r}, {interaction!r}, {pair_range!r}")
-        self.basis = RadialBasis(pair_basis, pair_range) if pair_basis else None
         self.interaction = interaction
-        self.pair = GroupMLP(1, 2 * x_dim + pair_basis * (1 + 2 * x_dim), interaction) if interaction else None
+        self.pair = GroupMLP(1, 2 * x_dim, interaction) if interaction else None
         self._set_motion(residual, max_step, velocity_scale)
         self.share_weights = share_weights
         self.relative = relative
@@ -252,9 +222,8 @@ class VRNNIndep(_VRNNBase):
     def _targets(self, x_t: Tensor) -> Tensor:
         return x_t.reshape(x_t.shape[0], self.n_agents, self.x_dim)
 
-    def _joint(self, y: Tensor, y_prev: Tensor, pair_gate: Tensor | None = None) -> Tensor:
-        """Per-agent conditioning ``(B, A, c)`` from the joint frames ``y = x_{t-1}``, ``y_prev = x_{t-2}`` ``(B, D)``.
-        ``pair_gate`` ``(B, A, interaction)`` multiplies each agent's neighbour summary (intent gating)."""
+    def _joint(self, y: Tensor, y_prev: Tensor) -> Tensor:
+        """Per-agent conditioning ``(B, A, c)`` from the joint frames ``y = x_{t-1}``, ``y_prev = x_{t-2}`` ``(B, D)``."""
         B, A, D = y.shape[0], self.n_agents, y.shape[-1]
         motion = self._motion(y, y_prev)
         c = motion[:, None].expand(B, A, motion.shape[-1])
@@ -263,8 +232,7 @@ class VRNNIndep(_VRNNBase):
             rel = y[:, None] - own.repeat(1, 1, A)  # (B, A, D)
             c = torch.cat([own, rel, c[..., D:]], -1)
             if self.pair is not None:
-                summary = self._pairs(rel, y - y_prev)
-                c = torch.cat([c, summary if pair_gate is None else summary * pair_gate], -1)
+                c = torch.cat([c, self._pairs(rel, y - y_prev)], -1)
         if self.grid is not None:  # [..., encoding of the agent's own absolute position]
             c = torch.cat([c, self.grid(self._targets(y))], -1)
         if self.share_weights:
@@ -277,12 +245,7 @@ class VRNNIndep(_VRNNBase):
         B, A = rel.shape[0], self.n_agents
         v = self._targets(vel) * (self.velocity_scale or 1.0)  # (B, A, x)
         rel_v = v[:, None] - v[:, :, None]  # (B, i, j, x)
-        d = rel.view(B, A, A, self.x_dim)
-        feats = [d, rel_v]
-        if self.basis is not None:  # [.., b(|d|), d * b_k, rel_v * b_k]
-            b = self.basis(d)  # (B, i, j, k)
-            feats += [b, (d[..., None] * b[..., None, :]).flatten(-2), (rel_v[..., None] * b[..., None, :]).flatten(-2)]
-        feats = torch.cat(feats, -1).view(B, A * A, -1)
+        feats = torch.cat([rel.view(B, A, A, self.x_dim), rel_v], -1).view(B, A * A, 2 * self.x_dim)
         phi = self.pair(feats).view(B, A, A, -1)
         mask = 1.0 - torch.eye(A, device=rel.device, dtype=rel.dtype)[None, :, :, None]
         return (phi * mask).sum(2)
