@@ -364,3 +364,28 @@ def test_rollout_score_and_temperature(tiny):
         torch.testing.assert_close(a, b)  # no noise at temperature 0
     with pytest.raises(CanocapsInputError, match="temperature"):
         model.set_temperature(-1.0)
+
+
+# --- teacher-forced diagnosis -------------------------------------------------------------------------
+
+
+def test_force_responses_see_the_simulator_rules_and_one_step_predictions(tiny):
+    from canocaps.extras.trajectories.diagnose import force_responses, one_step_predictions
+
+    x, y = simulate(64, seed=3)
+    real = x.reshape(64, 50, 8, 2)
+    perfect = force_responses(real, real[:, 1:], y)
+    coast = np.concatenate([real[:, 1:2], 2 * real[:, 1:-1] - real[:, :-2]], 1)  # frames 1..T-1, no force
+    inertial = force_responses(real, coast, y)
+    wall = perfect["wall"][-1]
+    assert wall["n"] > 0 and wall["real"] < -0.03 and wall["model"] == wall["real"]  # the pull beyond r = 2
+    unfr, fr = perfect["neighbours"]
+    assert unfr["real"] > 0.01 and fr["real"] < -0.005  # pushed away / pulled in
+    assert abs(inertial["wall"][-1]["model"]) < 1e-6 and abs(inertial["neighbours"][0]["model"]) < 1e-6
+    train, _ = tiny
+    model = build_model("macro_vrnn", **_hp("macro_vrnn"), velocity_scale=10.0, max_step=0.2, relative=True)
+    pred = one_step_predictions(model, train.x[:3], train.macro[:3])
+    assert pred.shape == (3, T_SHORT - 1, 8, 2) and model.core.trace is None
+    assert float((pred - train.x[:3, :-1].view(3, -1, 8, 2)).abs().max()) <= 0.2 + 1e-6  # bounded steps
+    with pytest.raises(CanocapsInputError, match="VRNN"):
+        one_step_predictions(build_model("rnn_gauss", **_hp("rnn_gauss")), train.x[:3])

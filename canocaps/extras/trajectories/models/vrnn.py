@@ -53,6 +53,7 @@ class VRNNCore(nn.Module):
         self.prior = GaussianHead(groups, cond_dim + rnn_dim, h_dim, z_dim, min_std)
         self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
+        self.trace: list[Tensor] | None = None  # diagnostics: when a list, step() appends its prediction
 
     def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
         """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``."""
@@ -69,6 +70,8 @@ class VRNNCore(nn.Module):
         z = sample_gaussian(qm, qs, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
         nll = gaussian_nll(x, self.mean(dm, offset), ds).sum((1, 2))
+        if self.trace is not None:  # the decoder mean at the prior's mean z: the model's one-step prediction
+            self.trace.append(self.mean(self.dec(torch.cat([cond, pm, h], -1))[0], offset).detach())
         if sampled_kl:
             kl = (gaussian_nll(z, pm, ps) - gaussian_nll(z, qm, qs)).sum((1, 2))
         else:
