@@ -11,20 +11,17 @@ projected on the direction of each simulator rule (:mod:`.boids`), in simulator 
   ``r_local`` (0.9), for agents inside ``bound``, per behaviour (unfriendly boids are pushed away,
   friendly ones pulled in).
 
-``python -m canocaps.extras.trajectories.diagnose RUN [--split val] [--checkpoint C] [-n 256]``
-prints the JSON. A model that has learned a rule has ``model`` close to ``real`` for it.
+``canocaps extras trajectories diagnose RUN [--split val] [--checkpoint C] [-n 256]`` prints
+the JSON. A model that has learned a rule has ``model`` close to ``real`` for it.
 """
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from canocaps._guard import guarded
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.trajectories import datasets
 from canocaps.extras.trajectories.boids import BoidsConfig
@@ -90,6 +87,8 @@ def diagnose_run(run_dir: str | Path, split: str = "val", n: int = 256, checkpoi
 
     net, record = load_run(run_dir, checkpoint)
     meta = datasets.read_meta(record["data_dir"])
+    if n < 1:
+        raise CanocapsInputError(f"-n must be >= 1, got {n}")
     if meta["dataset"] != "boids":
         raise CanocapsInputError("diagnose needs a boids run (it compares with the simulator's rules)")
     ds, _ = datasets.load_dataset(record["data_dir"], split, record.get("macro_lf"), limit=n)
@@ -100,27 +99,3 @@ def diagnose_run(run_dir: str | Path, split: str = "val", n: int = 256, checkpoi
     cfg = BoidsConfig(**{k: v for k, v in meta["simulator"].items() if k in BoidsConfig.__dataclass_fields__})
     return {"run_dir": str(run_dir), "checkpoint": record["checkpoint"], "split": split, "n_sequences": len(ds),
             **force_responses(real, pred, ds.labels.numpy(), cfg)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m canocaps.extras.trajectories.diagnose", description=__doc__.split("\n")[0])
-    ap.add_argument("run_dir", type=Path, help="a boids run folder of 'train'")
-    ap.add_argument("--split", default="val", help="split of real sequences (default: val)")
-    ap.add_argument("-n", type=int, default=256, help="sequences (default: 256)")
-    ap.add_argument("--checkpoint", choices=["best", "last", "best_rollout"], help="default: as 'eval'")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its message
-        return int(exc.code or 0)
-
-    def body() -> int:
-        if args.n < 1:
-            raise CanocapsInputError(f"-n must be >= 1, got {args.n}")
-        print(json.dumps(diagnose_run(args.run_dir, args.split, args.n, args.checkpoint), indent=1))
-        return 0
-
-    return guarded("canocaps extras trajectories diagnose", body)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
