@@ -1,4 +1,4 @@
-"""``canocaps extras trajectories {simulate,prepare-basketball,label,train,sample,plot,eval}``.
+"""``canocaps extras trajectories {simulate,prepare-basketball,label,train,sample,plot,eval,summarize,diagnose}``.
 
 Every command prints a JSON summary on stdout (``--json-out PATH`` also writes it,
 atomically; ``--json PATH`` is the older spelling), shows progress on stderr
