@@ -125,12 +125,23 @@ def test_eval_report(pipeline, capsys):
     assert main(["summarize", str(pipeline / "data" / "meta.json")]) == 2
 
 
+def test_diagnose_report(pipeline, capsys):
+    assert main(["diagnose", str(pipeline / "macro_vrnn"), "-n", "4"]) == 0
+    rep = _json(capsys)
+    assert rep["split"] == "val" and rep["n_sequences"] == 4 and rep["checkpoint"] == "best_rollout"
+    assert [w["radius"][0] for w in rep["wall"]] == [0.0, 1.5, 2.0]
+    assert [b["behaviour"] for b in rep["neighbours"]] == ["unfriendly", "friendly"]
+    inner = rep["wall"][0]
+    assert inner["n"] > 0 and np.isfinite(inner["real"]) and np.isfinite(inner["model"])
+
+
 @pytest.mark.parametrize("argv,match", [
     (["label", "{root}/nowhere", "--lf", "flock"], "meta.json"),
     (["label", "{root}/data", "--lf", "nope"], "unknown labeling function"),
     (["label", "{root}/data", "--lf", "window", "--param", "window"], "KEY=VALUE"),
     (["sample", "{root}/data", "-o", "{root}/s.npz"], "run.json"),
     (["train", "{root}/data", "-o", "{root}/y", "--model", "rnn_gauss", "--hparam", "bogus=1"], "hyper-parameters"),
+    (["diagnose", "{root}/rnn_gauss"], "no VRNN core"),
 ])
 def test_cli_errors_are_one_line(pipeline, capsys, argv, match):
     assert main([a.format(root=pipeline) for a in argv]) == 2

@@ -12,6 +12,7 @@ from canocaps.extras.trajectories.labeling import get_labeling_function
 from canocaps.extras.trajectories.metrics import evaluate_bound
 from canocaps.extras.trajectories.models import build_model
 from canocaps.extras.trajectories.models.common import (
+    GridEncoding,
     GroupGRUCell,
     GroupLinear,
     gaussian_kl,
@@ -241,6 +242,85 @@ def test_bounded_steps_and_relative_features():
         build_model("rnn_gauss", n_agents=3, max_step=0.2, residual=False)
 
 
+ARENA = [-2.5, 2.5, -2.5, 2.5]
+
+
+def test_grid_encoding_values_and_the_wall_pull_is_linear_in_it():
+    enc = GridEncoding(11, ARENA)
+    p = torch.tensor([[0.0, 0.0], [2.5, -2.5], [0.25, 0.0]])
+    f = enc(p)
+    assert f.shape == (3, 121)
+    assert float(f[0, 5 * 11 + 5]) == pytest.approx(1.0)  # centre (0, 0): a = b = 5
+    assert float(f[1, 10 * 11 + 0]) == pytest.approx(1.0)  # corner (2.5, -2.5)
+    assert float(f[0, 6 * 11 + 5]) == pytest.approx(np.exp(-2.0), rel=1e-5)  # one spacing away: sigma = spacing / 2
+    assert float(f[2, 5 * 11 + 5]) == pytest.approx(float(f[2, 6 * 11 + 5]))  # half-way between two centres
+    # the boids' pull back to the origin beyond radius 2 is (nearly) a linear map of the features,
+    # far less so of the raw coordinates: what the encoding is for
+    rng = np.random.default_rng(0)
+    q = rng.uniform(-2.4, 2.4, (4000, 2))
+    q = q[np.linalg.norm(q, axis=1) < 2.4]
+    r = np.linalg.norm(q, axis=1, keepdims=True)
+    pull = -0.05 * q / r * (r > 2)
+
+    def r2(feats: np.ndarray) -> float:
+        a = np.c_[feats, np.ones(len(feats))]
+        w, *_ = np.linalg.lstsq(a, pull, rcond=None)
+        return float(1 - ((pull - a @ w) ** 2).sum() / ((pull - pull.mean(0)) ** 2).sum())
+
+    grid_r2, raw_r2 = r2(enc(torch.tensor(q, dtype=torch.float32)).numpy()), r2(q)
+    assert grid_r2 > 0.85 and grid_r2 > raw_r2 + 0.25, (grid_r2, raw_r2)
+
+
+@pytest.mark.parametrize("name", ["vrnn_indep", "macro_vrnn"])
+def test_absolute_position_reaches_per_agent_networks_through_the_grid(tiny, name):
+    """Translating the whole flock leaves the relative inputs unchanged; with the raw own-position
+    columns of every first layer zeroed, only the grid encoding can make the outputs move."""
+    train, _ = tiny
+    torch.manual_seed(0)
+    model = build_model(name, **_hp(name), velocity_scale=10.0, max_step=0.2, relative=True, interaction=8,
+                        position_grid=5, arena=ARENA).eval()
+    y, yp = train.x[:4, 3], train.x[:4, 2]
+    c = model._joint(y, yp)
+    own = y.view(4, 8, 2)
+    torch.testing.assert_close(c[..., -25:], GridEncoding(5, ARENA)(own))  # the last 25 inputs: own position's grid
+    firsts = [model.core.enc.body.l1, model.core.prior.body.l1, model.core.dec.body.l1]
+    if name == "macro_vrnn":
+        firsts.append(model.policy_body.l1)
+    with torch.no_grad():
+        for layer in firsts:  # cut the raw absolute position (columns 0, 1): only the grid carries it
+            layer.weight[..., :2] = 0.0
+    shift = torch.tensor([1.1, -0.6]).repeat(8)
+    x = train.x[:4]
+    macro = train.macro[:4] if name == "macro_vrnn" else None
+    with torch.no_grad():
+        c_shift = model._joint(y + shift, yp + shift)
+        torch.testing.assert_close(c[..., 2:-25], c_shift[..., 2:-25])  # relative inputs: translation invariant
+        torch.manual_seed(1)
+        base = model.loss_terms(x, macro)
+        torch.manual_seed(1)
+        moved = model.loss_terms(x + shift, macro)
+        assert float((base["nll"] - moved["nll"]).abs().min()) > 1e-3, (base["nll"], moved["nll"])
+        if name == "macro_vrnn":
+            assert float((base["ce"] - moved["ce"]).abs().min()) > 1e-4  # the policy sees it too
+        model.grid = None  # cutting the input must be visible: the networks expect its columns
+        with pytest.raises(RuntimeError):
+            model.loss_terms(x, macro)
+
+
+def test_position_grid_needs_an_arena_and_is_in_the_recipe():
+    from canocaps.extras.trajectories.experiments import default_hparams
+
+    with pytest.raises(CanocapsInputError, match="position_grid"):
+        build_model("vrnn_indep", n_agents=3, relative=True, position_grid=5)
+    with pytest.raises(CanocapsInputError, match="position_grid"):
+        build_model("vrnn_indep", n_agents=3, position_grid=1, arena=ARENA)
+    for name, n_macro in (("vrnn_indep", None), ("macro_vrnn", 2)):
+        hp = default_hparams(name, {"dataset": "boids", "n_agents": 8}, n_macro)
+        assert hp["position_grid"] == 11 and hp["arena"] == ARENA
+    court = default_hparams("macro_vrnn", {"dataset": "basketball", "n_agents": 5}, 90)["arena"]
+    assert court == pytest.approx([-25 / 94, 69 / 94, -0.5, 0.5])  # the 94 x 50 ft court, normalised
+
+
 def test_sampled_kl_is_unbiased_and_iw_bound_tightens(tiny):
     train, _ = tiny
     torch.manual_seed(0)
@@ -284,3 +364,28 @@ def test_rollout_score_and_temperature(tiny):
         torch.testing.assert_close(a, b)  # no noise at temperature 0
     with pytest.raises(CanocapsInputError, match="temperature"):
         model.set_temperature(-1.0)
+
+
+# --- teacher-forced diagnosis -------------------------------------------------------------------------
+
+
+def test_force_responses_see_the_simulator_rules_and_one_step_predictions(tiny):
+    from canocaps.extras.trajectories.diagnose import force_responses, one_step_predictions
+
+    x, y = simulate(64, seed=3)
+    real = x.reshape(64, 50, 8, 2)
+    perfect = force_responses(real, real[:, 1:], y)
+    coast = np.concatenate([real[:, 1:2], 2 * real[:, 1:-1] - real[:, :-2]], 1)  # frames 1..T-1, no force
+    inertial = force_responses(real, coast, y)
+    wall = perfect["wall"][-1]
+    assert wall["n"] > 0 and wall["real"] < -0.03 and wall["model"] == wall["real"]  # the pull beyond r = 2
+    unfr, fr = perfect["neighbours"]
+    assert unfr["real"] > 0.01 and fr["real"] < -0.005  # pushed away / pulled in
+    assert abs(inertial["wall"][-1]["model"]) < 1e-6 and abs(inertial["neighbours"][0]["model"]) < 1e-6
+    train, _ = tiny
+    model = build_model("macro_vrnn", **_hp("macro_vrnn"), velocity_scale=10.0, max_step=0.2, relative=True)
+    pred = one_step_predictions(model, train.x[:3], train.macro[:3])
+    assert pred.shape == (3, T_SHORT - 1, 8, 2) and model.core.trace is None
+    assert float((pred - train.x[:3, :-1].view(3, -1, 8, 2)).abs().max()) <= 0.2 + 1e-6  # bounded steps
+    with pytest.raises(CanocapsInputError, match="VRNN"):
+        one_step_predictions(build_model("rnn_gauss", **_hp("rnn_gauss")), train.x[:3])

@@ -1,4 +1,4 @@
-"""``canocaps extras trajectories {simulate,prepare-basketball,label,train,sample,plot,eval}``.
+"""``canocaps extras trajectories {simulate,prepare-basketball,label,train,sample,plot,eval,summarize,diagnose}``.
 
 Every command prints a JSON summary on stdout (``--json-out PATH`` also writes it,
 atomically; ``--json PATH`` is the older spelling), shows progress on stderr
@@ -132,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0, help="scale the sampling std (default 1: the model)")
     common(s)
 
+    s = sub.add_parser("diagnose", help="boids: teacher-forced response to the wall pull and to neighbours, "
+                       "real vs model (VRNN models)")
+    s.add_argument("run_dir", type=Path, help="a boids run folder of 'train'")
+    s.add_argument("--split", default="val", help="split of real sequences (default: val)")
+    s.add_argument("-n", type=int, default=256, help="sequences (default: 256)")
+    s.add_argument("--checkpoint", choices=["best", "last", "best_rollout"], help="default: as 'eval'")
+    common(s)
+
     s = sub.add_parser("summarize", help="mean +- std over seeds of 'eval' JSON files, as a Markdown table")
     s.add_argument("evals", type=Path, nargs="+", help="JSON files written by 'eval --json'")
     common(s)
@@ -193,6 +201,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         return ex.evaluate_run(args.run_dir, args.split, args.n_rollouts, args.burn_in, args.seed, progress=progress,
                                iw_samples=args.iw_samples, checkpoint=args.checkpoint,
                                temperature=args.temperature)
+    if args.cmd == "diagnose":
+        from canocaps.extras.trajectories.diagnose import diagnose_run
+
+        return diagnose_run(args.run_dir, args.split, args.n, args.checkpoint)
     if args.cmd == "summarize":
         from canocaps.extras.trajectories.report import summarize_evals
 

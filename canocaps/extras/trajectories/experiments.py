@@ -21,7 +21,7 @@ from canocaps.errors import CanocapsInputError
 from canocaps.extras.trajectories import basketball, datasets
 from canocaps.extras.trajectories.boids import BoidsConfig, simulate
 from canocaps.extras.trajectories.labeling import get_labeling_function
-from canocaps.extras.trajectories.metrics import FriendlinessClassifier, evaluate_bound, rollout_stats
+from canocaps.extras.trajectories.metrics import ARENAS, FriendlinessClassifier, evaluate_bound, rollout_stats
 from canocaps.extras.trajectories.models import TrajectoryModel, build_model
 
 CHUNK = 256
@@ -139,6 +139,14 @@ def label_dataset(data_dir: str | Path, lf: str, params: dict[str, Any] | None =
 
 BOIDS_MAX_STEP = 0.2  # simulator units per frame; the boids never exceed 0.14 (tested)
 VELOCITY_SCALE = 10.0  # displacement features ~ 1 (boids: <= 0.14 per frame)
+POSITION_GRID = 11  # per-agent models: own position on an 11 x 11 grid over the arena (boids: every 0.5 units)
+
+
+def arena_in_model_units(meta: dict[str, Any]) -> list[float]:
+    """The dataset's arena (:data:`~.metrics.ARENAS`) as ``[xmin, xmax, ymin, ymax]`` in model units."""
+    xmin, xmax, ymin, ymax = ARENAS[meta["dataset"]]
+    lo, hi = datasets.normalize(meta, np.array([[xmin, ymin], [xmax, ymax]], dtype=np.float64))
+    return [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])]
 
 
 def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size: str = "small") -> dict[str, Any]:
@@ -147,7 +155,8 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
     Every model gets the same step parameterisation: the previous displacement as input
     (``velocity_scale``) and, on boids, displacements bounded by ``max_step`` (0.2 units);
     the per-agent models (``vrnn_indep``, ``macro_vrnn``) see the others relative to themselves,
-    plus a neighbour summary (``interaction``)."""
+    plus a neighbour summary (``interaction``) and a grid encoding of their own absolute
+    position over the arena (``position_grid``, ``arena``)."""
     width = {"small": 32, "paper": 200}[size]
     h_dim = {"small": 32, "paper": 64}[size]
     hp: dict[str, Any] = {"n_agents": meta["n_agents"], "velocity_scale": VELOCITY_SCALE}
@@ -159,10 +168,11 @@ def default_hparams(model: str, meta: dict[str, Any], n_macro: int | None, size:
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 8, "paper": 16}[size])
     elif model == "vrnn_indep":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], relative=True,
-                  interaction=h_dim)
+                  interaction=h_dim, position_grid=POSITION_GRID, arena=arena_in_model_units(meta))
     elif model == "macro_vrnn":
         hp.update(rnn_dim=width, h_dim=h_dim, z_dim={"small": 4, "paper": 16}[size], macro_rnn_dim=width,
-                  n_macro=n_macro, relative=True, interaction=h_dim)
+                  n_macro=n_macro, relative=True, interaction=h_dim, position_grid=POSITION_GRID,
+                  arena=arena_in_model_units(meta))
     return hp
 
 

@@ -101,3 +101,35 @@ class GroupGRUCell(nn.Module):
         z = torch.sigmoid(iz + hz)
         n = torch.tanh(inn + r * hn)
         return (1.0 - z) * n + z * h
+
+
+class GridEncoding(nn.Module):
+    """Absolute position -> ``k x k`` Gaussian bumps on a grid over the arena: ``(..., 2)`` -> ``(..., k*k)``.
+
+    Centres ``c_ab`` at ``k`` evenly spaced values along each axis of ``arena = (xmin, xmax,
+    ymin, ymax)`` (model units, edges included), width ``sigma`` = half the spacing per axis;
+    feature ``ab = exp(-|((p - c_ab) / sigma)|^2 / 2)`` (index ``a * k + b``, a along x).
+    A position-dependent force (the boids' pull back to the origin beyond a radius, walls of
+    a court) is then nearly *linear* in the features, so a per-agent network learns it from
+    the few frames that reach the border instead of carving it out of raw coordinates.
+    """
+
+    def __init__(self, k: int, arena: tuple[float, float, float, float] | list[float]) -> None:
+        super().__init__()
+        if k < 2 or len(arena) != 4 or not (arena[1] > arena[0] and arena[3] > arena[2]):
+            raise ValueError(f"GridEncoding needs k >= 2 and arena (xmin, xmax, ymin, ymax), got {k}, {arena!r}")
+        self.k = k
+        gx = torch.linspace(float(arena[0]), float(arena[1]), k)
+        gy = torch.linspace(float(arena[2]), float(arena[3]), k)
+        centres = torch.stack(torch.meshgrid(gx, gy, indexing="ij"), -1).reshape(k * k, 2)
+        sigma = torch.tensor([(gx[1] - gx[0]) / 2, (gy[1] - gy[0]) / 2])
+        self.register_buffer("centres", centres, persistent=False)
+        self.register_buffer("sigma", sigma, persistent=False)
+
+    @property
+    def out_features(self) -> int:
+        return self.k * self.k
+
+    def forward(self, p: Tensor) -> Tensor:
+        d = (p[..., None, :] - self.centres.to(p.dtype)) / self.sigma.to(p.dtype)  # (..., k*k, 2)
+        return torch.exp(-0.5 * (d ** 2).sum(-1))

@@ -32,6 +32,7 @@ from canocaps.extras.trajectories.models.base import TrajectoryModel, start_roll
 from canocaps.errors import CanocapsInputError
 from canocaps.extras.trajectories.models.common import (
     GaussianHead,
+    GridEncoding,
     GroupGRUCell,
     GroupMLP,
     gaussian_kl,
@@ -52,6 +53,7 @@ class VRNNCore(nn.Module):
         self.prior = GaussianHead(groups, cond_dim + rnn_dim, h_dim, z_dim, min_std)
         self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
+        self.trace: list[Tensor] | None = None  # diagnostics: when a list, step() appends its prediction
 
     def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
         """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``."""
@@ -68,6 +70,8 @@ class VRNNCore(nn.Module):
         z = sample_gaussian(qm, qs, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
         nll = gaussian_nll(x, self.mean(dm, offset), ds).sum((1, 2))
+        if self.trace is not None:  # the decoder mean at the prior's mean z: the model's one-step prediction
+            self.trace.append(self.mean(self.dec(torch.cat([cond, pm, h], -1))[0], offset).detach())
         if sampled_kl:
             kl = (gaussian_nll(z, pm, ps) - gaussian_nll(z, qm, qs)).sum((1, 2))
         else:
@@ -179,6 +183,10 @@ class VRNNIndep(_VRNNBase):
     rather than of their differences. ``interaction`` = w > 0 (needs ``relative``) adds a
     permutation-invariant neighbour summary, ``sum_{j != i} phi(x^j - x^i, v^j - v^i)`` with
     ``phi`` a shared two-layer ReLU MLP of width w (the boids rules are sums of this form).
+    ``position_grid`` = k > 0 (needs ``arena``, ``(xmin, xmax, ymin, ymax)`` in model units)
+    appends a ``k x k`` Gaussian-bump encoding of the agent's own absolute position
+    (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
+    depend on, in a form the per-agent networks learn from the few frames near the border.
     """
 
     name = "vrnn_indep"
@@ -186,14 +194,21 @@ class VRNNIndep(_VRNNBase):
     def __init__(self, n_agents: int, z_dim: int = 4, h_dim: int = 64, rnn_dim: int = 64,
                  share_weights: bool = False, min_std: float = 1e-3, residual: bool = True,
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
-                 relative: bool = False, interaction: int = 0) -> None:
+                 relative: bool = False, interaction: int = 0, position_grid: int = 0,
+                 arena: tuple[float, float, float, float] | list[float] | None = None) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
-                             interaction=interaction)
+                             interaction=interaction, position_grid=position_grid,
+                             arena=None if arena is None else [float(a) for a in arena])
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
+        if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
+                              or not (arena[1] > arena[0] and arena[3] > arena[2])):
+            raise CanocapsInputError("position_grid must be 0 or >= 2 and needs 2-D positions and "
+                                     f"arena=(xmin, xmax, ymin, ymax), got {position_grid!r}, {arena!r}")
+        self.grid = GridEncoding(position_grid, arena) if position_grid else None
         self.interaction = interaction
         self.pair = GroupMLP(1, 2 * x_dim, interaction) if interaction else None
         self._set_motion(residual, max_step, velocity_scale)
@@ -205,7 +220,7 @@ class VRNNIndep(_VRNNBase):
 
     def _cond_dim(self) -> int:
         return (self._motion_dim() + (self.n_agents if self.share_weights else 0) + (self.x_dim if self.relative else 0)
-                + self.interaction)
+                + self.interaction + (self.grid.out_features if self.grid is not None else 0))
 
     def _targets(self, x_t: Tensor) -> Tensor:
         return x_t.reshape(x_t.shape[0], self.n_agents, self.x_dim)
@@ -221,6 +236,8 @@ class VRNNIndep(_VRNNBase):
             c = torch.cat([own, rel, c[..., D:]], -1)
             if self.pair is not None:
                 c = torch.cat([c, self._pairs(rel, y - y_prev)], -1)
+        if self.grid is not None:  # [..., encoding of the agent's own absolute position]
+            c = torch.cat([c, self.grid(self._targets(y))], -1)
         if self.share_weights:
             c = torch.cat([c, torch.eye(A, device=y.device, dtype=y.dtype).expand(B, A, A)], -1)
         return c
