@@ -323,7 +323,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     # Two clouds that overlap in part only: rank by how tightly the best-matching part fits.
     low_overlap = refine and max(o.fitness for _, o in scored) < overlap_threshold
 
-    def rank(o: _icp.IcpOutcome) -> float:  # lower is better; ties within 1e-4 keep the hypotheses' order
+    def rank(o: _icp.IcpOutcome) -> float:  # lower is better; ties within 1e-4 keep the screening order
         return round(o.core_distance / dist, 4) if low_overlap else -round(o.score, 4)
 
     if refine:
