@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -301,17 +301,15 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     if refine and icp_method == "point_to_plane":
         _icp.estimate_normals(tgt)
 
-    # Cheap score of every hypothesis, a short ICP on the best few, a full ICP on the best of those.
-    if refine and len(candidates) > max(1, screen_top):
-        ranks = _cheap_scores(subsample(pa, screen_points, seed + 4), np.asarray(tgt.points),
-                              [T for _, T in candidates], screen_factor * dist)
-        keep = _diverse(ranks, [T for _, T in candidates], max(1, screen_top), screen_min_angle)
-        candidates = [candidates[i] for i in keep]
-    from dataclasses import replace
-
     from scipy.spatial import cKDTree
 
     src_points, tgt_tree = np.asarray(src.points), cKDTree(np.asarray(tgt.points))
+    # Cheap score of every hypothesis, a short ICP on the best few, a full ICP on the best of those.
+    if refine and len(candidates) > max(1, screen_top):
+        ranks = _cheap_scores(subsample(pa, screen_points, seed + 4), tgt_tree,
+                              [T for _, T in candidates], screen_factor * dist)
+        keep = _diverse(ranks, [T for _, T in candidates], max(1, screen_top), screen_min_angle)
+        candidates = [candidates[i] for i in keep]
 
     def run(T0: np.ndarray, iterations: int) -> _icp.IcpOutcome:
         out = (_icp.icp(src, tgt, T0, dist, icp_method, iterations) if refine
@@ -373,17 +371,16 @@ def _diverse(ranks: Sequence[int], transforms: Sequence[np.ndarray], top: int, m
     return keep
 
 
-def _cheap_scores(src: np.ndarray, tgt: np.ndarray, transforms: Sequence[np.ndarray], dist: float) -> list[int]:
-    """Indices of ``transforms`` ranked best first by inlier fraction of ``src`` moved onto ``tgt``.
+def _cheap_scores(src: np.ndarray, target_tree: Any, transforms: Sequence[np.ndarray], dist: float) -> list[int]:
+    """Indices of ``transforms`` ranked best first by inlier fraction of ``src`` moved onto the target.
 
-    src ``(n, 3)``, tgt ``(m, 3)``, transforms ``(4, 4)`` each; an inlier lies within ``dist``
-    of a target point (one k-d tree for all). Ties: lower mean inlier distance first.
+    src ``(n, 3)``, ``target_tree`` a ``scipy.spatial.cKDTree`` of the target points,
+    transforms ``(4, 4)`` each; an inlier lies within ``dist`` of a target point (one query
+    for all). Ties: lower mean inlier distance first.
     """
-    from scipy.spatial import cKDTree
-
     Ts = np.asarray(transforms, dtype=np.float64).reshape(-1, 4, 4)
     moved = np.einsum("hij,nj->hni", Ts[:, :3, :3], src) + Ts[:, None, :3, 3]  # (H, n, 3)
-    d, _ = cKDTree(tgt).query(moved.reshape(-1, 3), distance_upper_bound=dist)  # one query for all
+    d, _ = target_tree.query(moved.reshape(-1, 3), distance_upper_bound=dist)  # one query for all
     d = d.reshape(len(Ts), -1)
     inl = np.isfinite(d)
     fitness = inl.mean(axis=1)
