@@ -16,11 +16,13 @@ __all__ = ["ICP_METHODS", "ROBUST_SCALE", "CORE_FRACTION", "IcpOutcome", "to_pcd
 ICP_METHODS = ("point_to_plane", "point_to_point")
 
 #: Scale of :func:`robust_score`, as a fraction of the inlier distance (0.5: chosen on the
-#: real-mesh validation pairs, where 0.3-0.7 did about equally well and 1.0 worse).
+#: real-mesh validation pairs, ``tools/study_registration_selection.py``, where 0.3 did about
+#: as well and 1.0 worse on clean, partial and sparse pairs).
 ROBUST_SCALE = 0.5
 
 #: Fraction of points :func:`core_distance` averages over (0.1: chosen with the overlap
-#: threshold of :func:`canocaps.heads.registration.register` on the validation pairs).
+#: threshold of :func:`canocaps.heads.registration.register` on the validation pairs, among
+#: 0.1 / 0.2 / 0.3).
 CORE_FRACTION = 0.1
 
 
@@ -121,7 +123,7 @@ def robust_score(distances: np.ndarray, max_distance: float, scale: float = ROBU
     but a larger inlier RMSE. On the 130 real-mesh validation pairs, choosing among the
     same ICP-refined hypotheses by this score instead of fitness-then-RMSE raised recall
     from 0.838 / 0.877 / 0.354 / 0.700 to 0.946 / 0.938 / 0.415 / 0.823 (clean / noisy /
-    partial / sparse).
+    partial / sparse; ``python tools/study_registration_selection.py``).
     """
     d = np.asarray(distances, dtype=np.float64)
     return float(np.mean(1.0 / (1.0 + (d / (scale * float(max_distance))) ** 2)))

@@ -237,9 +237,10 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         screen_points: points of A used by the cheap score.
         screen_min_angle: degrees; the ``screen_top`` kept are the best-ranked hypotheses whose
             rotations differ pairwise by at least this angle (many hypotheses, e.g. capsule
-            triplets, land near one another; 30: on the 130 real-mesh validation pairs it
-            raised the share of pairs with a right hypothesis kept from 0.892 / 0.285 to
-            0.931 / 0.354 on noisy / partial pairs, clean unchanged at 0.931). 0 keeps the plain ranking.
+            triplets, land near one another). 30 against 0 on the 130 real-mesh validation pairs
+            (``python tools/study_registration_selection.py [--min-angle 0]``): recall 0.946 /
+            0.946 / 0.492 / 0.831 against 0.954 / 0.900 / 0.362 / 0.846 (clean / noisy /
+            partial / sparse). 0 keeps the plain ranking.
         screen_iterations: ICP iterations per stage when screening the ``screen_top``
             hypotheses; the ``refine_top`` best are then refined fully.
         refine_top: hypotheses refined fully (3: on the validation pairs 3 against 2 raised
@@ -248,8 +249,9 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
             clouds are taken to overlap in part only (``result.low_overlap``) and hypotheses
             are ranked by :func:`canocaps.heads.icp.core_distance` (the mean distance of the
             best-fitting 10 % of points) instead of the robust score (0.85: on the 130
-            validation pairs this raised partial-pair recall from 0.431 to 0.492 and left
-            clean / noisy / sparse at 0.946 / 0.946 / 0.831; 0 turns it off).
+            validation pairs this raised partial-pair recall from 0.431 to 0.492, and clean /
+            noisy / sparse read 0.946 / 0.946 / 0.831; ``python tools/study_registration_selection.py``;
+            0 turns it off).
         seed: seed of the subsampling.
         device: device for the default model (ignored when ``model`` is given).
         names: how error messages call ``a`` and ``b`` (paths name themselves).
