@@ -57,29 +57,21 @@ def _outcomes(pair: Any, model: Any, args: argparse.Namespace) -> tuple[float, l
     from scipy.spatial import cKDTree
 
     from canocaps.heads import icp as _icp
-    from canocaps.heads.baselines import PCACanonicalizer
-    from canocaps.heads.frames import canonicalize_in_input_units
-    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, _cheap_scores, _diverse,
-                                             hypothesis_transforms, registration_errors)
+    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, HYPOTHESES, initial_alignments,
+                                             registration_errors, screen_alignments)
     from canocaps.io import subsample, unit_sphere
 
     pa, pb = pair.a.astype(np.float64), pair.b.astype(np.float64)
-    _, ra = unit_sphere(pa)
     _, rb = unit_sphere(pb)
-    scale = 0.5 * (ra + rb)
-    fa, fb = canonicalize_in_input_units(model, [pa, pb], num_points=None, seeds=[0, 1], scale=scale)
-    cands = hypothesis_transforms(fa, fb, ("canonical", "flips", "swaps", "capsules", "capsule_triplets"))
-    qa, qb = canonicalize_in_input_units(PCACanonicalizer(), [pa, pb], num_points=None, seeds=[0, 1], scale=scale)
-    cands += hypothesis_transforms(qa, qb, ("canonical", "flips", "swaps"))
+    cands = initial_alignments(model, pa, pb, HYPOTHESES)
     dist = DEFAULT_DISTANCE_FACTOR * rb
     src, tgt = _icp.to_pcd(subsample(pa, 4096, 2)), _icp.to_pcd(subsample(pb, 4096, 3))
     _icp.estimate_normals(tgt)
     src_points, tree = np.asarray(src.points), cKDTree(np.asarray(tgt.points))
-    ranks = _cheap_scores(subsample(pa, 256, 4), tree, [T for _, T in cands], 3.0 * dist)
-    keep = _diverse(ranks, [T for _, T in cands], args.screen_top, args.min_angle)
+    kept = screen_alignments(subsample(pa, 256, 4), tree, cands, 3.0 * dist, args.screen_top, args.min_angle)
     rows = []
-    for i in keep:
-        short = _icp.icp(src, tgt, cands[i][1], dist, "point_to_plane", 10)
+    for _, T0 in kept:
+        short = _icp.icp(src, tgt, T0, dist, "point_to_plane", 10)
         full = _icp.icp(src, tgt, short.transformation, dist, "point_to_plane", 50)
         row = {}
         for stage, out in (("short", short), ("full", full)):

@@ -54,6 +54,8 @@ __all__ = [
     "DEFAULT_DISTANCE_FACTOR",
     "CanonicalFrame",
     "hypothesis_transforms",
+    "initial_alignments",
+    "screen_alignments",
     "register",
     "pca_register",
     "registration_errors",
@@ -277,19 +279,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         raise CanocapsInputError("hypotheses: give at least one")
     t0 = time.perf_counter()
 
-    _, ra = unit_sphere(pa)
     _, rb = unit_sphere(pb)
-    # one scale shared by both clouds (the mean radius): transforms between them stay rigid
-    fa, fb = canonicalize_in_input_units(model, [pa, pb], num_points=num_points, seeds=[seed, seed + 1],
-                                         scale=0.5 * (ra + rb))
-    candidates = hypothesis_transforms(fa, fb, tuple(h for h in hyps if h != "pca_frames"))
-    if "pca_frames" in hyps:  # the classical frame as extra hypotheses, on the same inputs
-        from canocaps.heads.baselines import PCACanonicalizer
-
-        pa_f, pb_f = canonicalize_in_input_units(PCACanonicalizer(), [pa, pb], num_points=num_points,
-                                                 seeds=[seed, seed + 1], scale=0.5 * (ra + rb))
-        candidates += [("pca" if n == "canonical" else f"pca_{n}", T)
-                       for n, T in hypothesis_transforms(pa_f, pb_f, ("canonical", "flips", "swaps"))]
+    candidates = initial_alignments(model, pa, pb, hyps, num_points, seed)
     if not candidates:
         raise CanocapsInputError("no registration hypothesis applies to this model "
                                  "(it gives no keypoints/descriptors for 'capsules')")
@@ -308,10 +299,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     src_points, tgt_tree = np.asarray(src.points), cKDTree(np.asarray(tgt.points))
     # Cheap score of every hypothesis, a short ICP on the best few, a full ICP on the best of those.
     if refine and len(candidates) > max(1, screen_top):
-        ranks = _cheap_scores(subsample(pa, screen_points, seed + 4), tgt_tree,
-                              [T for _, T in candidates], screen_factor * dist)
-        keep = _diverse(ranks, [T for _, T in candidates], max(1, screen_top), screen_min_angle)
-        candidates = [candidates[i] for i in keep]
+        candidates = screen_alignments(subsample(pa, screen_points, seed + 4), tgt_tree, candidates,
+                                       screen_factor * dist, max(1, screen_top), screen_min_angle)
 
     def run(T0: np.ndarray, iterations: int) -> _icp.IcpOutcome:
         out = (_icp.icp(src, tgt, T0, dist, icp_method, iterations) if refine
@@ -339,6 +328,43 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         candidates=[HypothesisScore(n, o.fitness, o.inlier_rmse, o.transformation, o.score, o.core_distance)
                     for n, o in scored],
         score=best.score, low_overlap=low_overlap)
+
+
+def initial_alignments(model: Any, pa: np.ndarray, pb: np.ndarray, hypotheses: Iterable[str] = HYPOTHESES,
+                       num_points: int | None = None, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The named initial alignments ``(name, (4, 4) transform mapping pa onto pb)`` of :func:`register`.
+
+    ``pa`` ``(N, 3)``, ``pb`` ``(M, 3)`` float64 in input units. Both clouds are
+    canonicalised with one shared scale (the mean radius), so transforms stay rigid;
+    ``"pca_frames"`` adds PCA's frame with its flips and swaps (names ``pca``, ``pca_...``).
+    """
+    hyps = tuple(hypotheses)
+    _, ra = unit_sphere(pa)
+    _, rb = unit_sphere(pb)
+    scale = 0.5 * (ra + rb)
+    fa, fb = canonicalize_in_input_units(model, [pa, pb], num_points=num_points, seeds=[seed, seed + 1],
+                                         scale=scale)
+    candidates = hypothesis_transforms(fa, fb, tuple(h for h in hyps if h != "pca_frames"))
+    if "pca_frames" in hyps:  # the classical frame as extra hypotheses, on the same inputs
+        from canocaps.heads.baselines import PCACanonicalizer
+
+        pa_f, pb_f = canonicalize_in_input_units(PCACanonicalizer(), [pa, pb], num_points=num_points,
+                                                 seeds=[seed, seed + 1], scale=scale)
+        candidates += [("pca" if n == "canonical" else f"pca_{n}", T)
+                       for n, T in hypothesis_transforms(pa_f, pb_f, ("canonical", "flips", "swaps"))]
+    return candidates
+
+
+def screen_alignments(src: np.ndarray, target_tree: Any, candidates: Sequence[tuple[str, np.ndarray]],
+                      dist: float, top: int, min_angle_deg: float) -> list[tuple[str, np.ndarray]]:
+    """The ``top`` best ``candidates`` by the cheap k-d tree score, pairwise >= ``min_angle_deg`` apart.
+
+    ``src`` ``(n, 3)``: a few hundred points of A; ``target_tree``: ``scipy.spatial.cKDTree``
+    of B; ``dist``: the cheap score's inlier distance (input units).
+    """
+    transforms = [T for _, T in candidates]
+    keep = _diverse(_cheap_scores(src, target_tree, transforms, dist), transforms, top, min_angle_deg)
+    return [candidates[i] for i in keep]
 
 
 def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
