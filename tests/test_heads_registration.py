@@ -396,3 +396,48 @@ def test_partial_views_switch_to_the_core_distance_ranking(pair):
     assert not off.low_overlap
     score = [c.score for c in off.candidates]
     assert all(x >= y - 1e-4 for x, y in zip(score, score[1:]))
+
+
+def test_translation_vote_finds_the_overlap_of_two_crops():
+    from scipy.spatial.transform import Rotation
+
+    from canocaps.heads.overlap import vote_translation, vote_translations
+
+    a = shape(600, 3).astype(np.float64)
+    b = shape(600, 4).astype(np.float64)
+    # two different 65 % crops: their centroids moved apart with the crops
+    a = a[a[:, 0] < np.quantile(a[:, 0], 0.65)]
+    b = b[b[:, 1] > np.quantile(b[:, 1], 0.35)]
+    R = Rotation.from_euler("xyz", [30, -50, 80], degrees=True).as_matrix()
+    t_true = np.array([0.3, -0.1, 0.2])
+    b = b @ R.T + t_true
+    start = b.mean(axis=0) - a.mean(axis=0) @ R.T  # what centring both clouds would give
+    assert np.linalg.norm(start - t_true) > 0.15  # outside the basin of a 0.05 ICP
+    t = vote_translation(a, b, R, start, bin_size=0.05, extent=0.6)
+    assert np.linalg.norm(t - t_true) < 0.03
+    # a wrong rotation gets no such peak: the vote lands elsewhere
+    wrong = Rotation.from_euler("z", 90, degrees=True).as_matrix() @ R
+    assert np.linalg.norm(vote_translation(a, b, wrong, start, 0.05, 0.6) - t_true) > 0.03
+    # nothing within reach: the start comes back
+    assert np.allclose(vote_translation(a, b + 10.0, R, start, 0.05, 0.6), start)
+    T0 = np.eye(4)
+    T0[:3, :3], T0[:3, 3] = R, start
+    assert np.allclose(vote_translations(a, b, T0[None], 0.05, 0.6)[0, :3, 3], t)
+
+
+def test_partial_views_search_the_translation(pair):
+    a, b, T = pair
+    # crop both views on different sides: centring them misplaces B by a fifth of its size
+    a_part = a[a[:, 0] < np.quantile(a[:, 0], 0.6)]
+    bl = (b - T[:3, 3]) @ T[:3, :3]  # B back in A's frame, to crop it along A's axes
+    b_part = b[bl[:, 1] > np.quantile(bl[:, 1], 0.4)]
+    on = pca_register(a_part, b_part)
+    off = pca_register(a_part, b_part, shift_search=False)
+    assert on.low_overlap and off.low_overlap
+    assert any(c.name.endswith("+shift") for c in on.candidates)
+    assert not any(c.name.endswith("+shift") for c in off.candidates)
+    e_on = registration_errors(on.transformation, T, a_part)
+    assert e_on["rre_deg"] < 2.0 and e_on["rte"] < 0.02 and on.hypothesis.endswith("+shift")
+    # without the search, the centred frames' translation leaves this pair misaligned
+    assert registration_errors(off.transformation, T, a_part)["rre_deg"] > 5.0
+    assert on.candidates[0].core_distance < off.candidates[0].core_distance

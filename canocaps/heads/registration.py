@@ -27,7 +27,10 @@ and ``descriptors (B, K, C)`` enable the capsule hypothesis):
    alignment of near-symmetric shapes). When even the best fitness is low (below
    ``overlap_threshold``: partial views), rank by :func:`canocaps.heads.icp.core_distance`
    instead (how tightly the best-matching tenth of the points fits): a wrong alignment of
-   two partial views can overlap more than the right one.
+   two partial views can overlap more than the right one. Partial views also get a
+   translation search: centring two crops misplaces them, so every distinct rotation of
+   the frame hypotheses is tried again with the translation voted for the largest overlap
+   (:mod:`canocaps.heads.overlap`), screened and briefly refined like the others.
 
 Evaluation helpers (RRE/RTE/RMSE against ground truth, recall, the benchmark loop over
 the bundled test pairs) live here too.
@@ -105,6 +108,12 @@ SWAPS: dict[str, np.ndarray] = _cube_rotations()
 
 #: Default inlier distance = this factor times the radius of B (0.05 for unit-sphere shapes).
 DEFAULT_DISTANCE_FACTOR = 0.05
+
+#: :func:`shifted_alignments`: rotations closer than this (degrees) share one translation vote.
+SHIFT_MIN_ANGLE = 10.0
+
+#: :func:`shifted_alignments`: half-width of the searched translations, in inlier distances.
+SHIFT_EXTENT = 12.0
 
 
 def _to_numpy(x: Any) -> np.ndarray | None:
@@ -212,6 +221,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
              screen_top: int = 8, screen_factor: float = 3.0, screen_points: int = 256,
              screen_min_angle: float = 30.0, refine_top: int = 3, overlap_threshold: float = 0.85,
+             shift_search: bool = True, shift_top: int | None = None, shift_frames_only: bool = True,
              seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
     """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
@@ -254,6 +264,19 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
             validation pairs this raised partial-pair recall from 0.431 to 0.492, and clean /
             noisy / sparse read 0.946 / 0.946 / 0.831; ``python tools/study_registration_selection.py``;
             0 turns it off).
+        shift_search: when the clouds overlap in part only, also try every distinct rotation
+            of the frame hypotheses with the translation that overlaps them most
+            (:func:`shifted_alignments`; names end in ``+shift``): the frames' centres move
+            with a crop, and centring two partial views misplaces them by a median 0.27 radii
+            (``tools/study_translation_vote.py``), outside the basin of ICP. The best
+            ``screen_top`` of those (cheap score, ``screen_min_angle`` apart) get a short ICP
+            and join the ranking. On the 130 real-mesh validation pairs of the partial
+            condition it raised recall from 0.492 to 0.654 (PCA's frames: 0.585 to 0.700) and
+            the median time per pair from 0.37 s to 0.81 s; noisy pairs read 0.946 either way.
+        shift_top: at most this many distinct rotations get a translation vote (None: all).
+        shift_frames_only: vote for the frame families only (the canonical frame, its flips
+            and swaps, PCA's), not for capsule matches (on the validation pairs, 0.654
+            against 0.592 with the 48 best-screened hypotheses of every kind).
         seed: seed of the subsampling.
         device: device for the default model (ignored when ``model`` is given).
         names: how error messages call ``a`` and ``b`` (paths name themselves).
@@ -298,9 +321,13 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
 
     src_points, tgt_tree = np.asarray(src.points), cKDTree(np.asarray(tgt.points))
     # Cheap score of every hypothesis, a short ICP on the best few, a full ICP on the best of those.
+    screen_src = subsample(pa, screen_points, seed + 4)
+    ranked = candidates  # best first by the cheap score
     if refine and len(candidates) > max(1, screen_top):
-        candidates = screen_alignments(subsample(pa, screen_points, seed + 4), tgt_tree, candidates,
-                                       screen_factor * dist, max(1, screen_top), screen_min_angle)
+        order = _cheap_scores(screen_src, tgt_tree, [T for _, T in candidates], screen_factor * dist)
+        ranked = [candidates[i] for i in order]
+        keep = _diverse(list(range(len(ranked))), [T for _, T in ranked], max(1, screen_top), screen_min_angle)
+        candidates = [ranked[i] for i in keep]
 
     def run(T0: np.ndarray, iterations: int) -> _icp.IcpOutcome:
         out = (_icp.icp(src, tgt, T0, dist, icp_method, iterations) if refine
@@ -311,6 +338,12 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     scored = [(name, run(T0, screen_iterations)) for name, T0 in candidates]
     # Two clouds that overlap in part only: rank by how tightly the best-matching part fits.
     low_overlap = refine and max(o.fitness for _, o in scored) < overlap_threshold
+    if low_overlap and shift_search:  # the frames' centres moved with the crops: vote for the overlap
+        frames = [c for c in ranked if not c[0].startswith("capsule")] if shift_frames_only else ranked
+        shifted = shifted_alignments(screen_src, subsample(pb, screen_points, seed + 5), frames, dist, shift_top)
+        shifted = screen_alignments(screen_src, tgt_tree, shifted, screen_factor * dist, max(1, screen_top),
+                                    screen_min_angle)
+        scored += [(name, run(T0, screen_iterations)) for name, T0 in shifted]
 
     def rank(o: _icp.IcpOutcome) -> float:  # lower is better; ties within 1e-4 keep the screening order
         return round(o.core_distance / dist, 4) if low_overlap else -round(o.score, 4)
@@ -365,6 +398,25 @@ def screen_alignments(src: np.ndarray, target_tree: Any, candidates: Sequence[tu
     transforms = [T for _, T in candidates]
     keep = _diverse(_cheap_scores(src, target_tree, transforms, dist), transforms, top, min_angle_deg)
     return [candidates[i] for i in keep]
+
+
+def shifted_alignments(src: np.ndarray, dst: np.ndarray, candidates: Sequence[tuple[str, np.ndarray]],
+                       dist: float, top: int | None = None, min_angle_deg: float = SHIFT_MIN_ANGLE,
+                       extent: float = SHIFT_EXTENT) -> list[tuple[str, np.ndarray]]:
+    """The first ``top`` distinct rotations of ``candidates`` with translations voted for the largest overlap.
+
+    ``src`` ``(n, 3)`` points of A, ``dst`` ``(m, 3)`` points of B; ``candidates`` as from
+    :func:`initial_alignments`, best first; rotations closer than ``min_angle_deg`` to an
+    earlier one are dropped; :func:`canocaps.heads.overlap.vote_translation` with bins of
+    ``dist`` searches a cube of half-width ``extent * dist`` around each candidate's
+    translation. Names get a ``+shift`` suffix.
+    """
+    from canocaps.heads.overlap import vote_translations
+
+    transforms = [T for _, T in candidates]
+    keep = _diverse(list(range(len(candidates))), transforms, top or len(candidates), min_angle_deg)
+    moved = vote_translations(src, dst, np.asarray([transforms[i] for i in keep]), dist, extent * dist)
+    return [(f"{candidates[i][0]}+shift", T) for i, T in zip(keep, moved)]
 
 
 def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
