@@ -14,7 +14,8 @@ on *every* kept hypothesis, and then replays the ranking rules on those results:
 
 each with the ``refine_top`` best (by the same rule) taken from the short to the full ICP.
 ``ceiling`` is the share of pairs where some kept hypothesis ends right after the full ICP.
-Recall: RRE < 5 deg and RTE < 0.05.
+Recall: RRE < 5 deg and RTE < 0.05. The study replays the first round only: ``register``'s
+later translation search for partial views (``shift_search``) is not part of it.
 
     python tools/study_registration_selection.py --json selection_study.json
     python tools/study_registration_selection.py --conditions partial --limit 40 --min-angle 0
