@@ -12,12 +12,16 @@ agent's change of displacement ``dv = x_{t+1} - 2 x_t + x_{t-1}`` on a boids dat
 * ``faithful``: the mean by least squares, the std by the NLL at the detached mean from
   detached features (:func:`canocaps.extras.trajectories.models.common.faithful_gaussian_nll`).
 
+``--target step`` regresses the next displacement ``x_{t+1} - x_t`` instead, with the models'
+bounded mean ``0.2 tanh(.)``: the network must then also carry the momentum (the report is
+still on dv = prediction minus the previous displacement).
+
 After each epoch it prints, on the validation split, for agents inside radius 2 with a neighbour
 within 0.9 (as ``diagnose``), per behaviour: the real and predicted component of dv pointing away
 from the neighbours' centroid, and the R^2 of the predicted dv.
 
     python tools/study_trajectories_nll.py DATA --loss nll --epochs 4
-    python tools/study_trajectories_nll.py DATA --loss faithful --epochs 4 --lr 3e-3
+    python tools/study_trajectories_nll.py DATA --loss faithful --epochs 4 --target step
 
 One CPU core: about 8 s per epoch on 2048 training sequences.
 """
@@ -41,11 +45,12 @@ def load(data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(x.shape[0], x.shape[1], -1, 2).astype(np.float32), y
 
 
-def features(x: np.ndarray, labels: np.ndarray) -> list[torch.Tensor]:
+def features(x: np.ndarray, labels: np.ndarray, target: str = "dv") -> list[torch.Tensor]:
     """Per agent-frame (frames 1..T-2): own position (N, 2), own displacement x 10 (N, 2), the
-    others' relative positions and displacements (N, A, 2) each (self = 0), intent (N, 1); target dv (N, 2)."""
+    others' relative positions and displacements (N, A, 2) each (self = 0), intent (N, 1); the
+    target (N, 2): dv, or the next displacement (``target="step"``)."""
     p, v = x[:, 1:-1], (x[:, 1:-1] - x[:, :-2]) * 10
-    dv = x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]
+    dv = x[:, 2:] - x[:, 1:-1] if target == "step" else x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]
     S, T, A, _ = p.shape
     rel, relv = p[:, :, None] - p[:, :, :, None], v[:, :, None] - v[:, :, :, None]  # [s, t, i, j] = p_j - p_i
     intent = np.broadcast_to(labels[:, None, None, None].astype(np.float32), (S, T, A, 1))
@@ -55,8 +60,9 @@ def features(x: np.ndarray, labels: np.ndarray) -> list[torch.Tensor]:
 class Regressor(nn.Module):
     """DeepSets regressor of dv; ``(mean, std)`` with the std from its own MLP when ``separate_std``."""
 
-    def __init__(self, width: int = 32, separate_std: bool = False) -> None:
+    def __init__(self, width: int = 32, separate_std: bool = False, step: bool = False) -> None:
         super().__init__()
+        self.step = step
         self.phi = nn.Sequential(nn.Linear(5, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
 
         def mlp() -> nn.Module:
@@ -73,7 +79,8 @@ class Regressor(nn.Module):
         inp = torch.cat([p, v, pooled, intent], -1)
         h = self.body(inp)
         hs = h if self.std_body is None else self.std_body(inp.detach())
-        return 0.05 * self.mean(h), F.softplus(self.std(hs)) + 1e-3
+        mean = 0.2 * torch.tanh(self.mean(h)) if self.step else 0.05 * self.mean(h)
+        return mean, F.softplus(self.std(hs)) + 1e-3
 
 
 def loss_fn(kind: str, mean: torch.Tensor, std: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -110,12 +117,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=1024, help="agent-frames per step")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target", choices=("dv", "step"), default="dv")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    train = features(*load(args.data, "train"))
+    train = features(*load(args.data, "train"), args.target)
     xv, lv = load(args.data, "val")
-    val = features(xv, lv)
-    net = Regressor(separate_std=args.loss == "faithful")
+    val = features(xv, lv)  # dv
+    net = Regressor(separate_std=args.loss == "faithful", step=args.target == "step")
     opt = torch.optim.Adam(net.parameters(), args.lr)
     n, t0, step = train[0].shape[0], time.time(), 0
     for epoch in range(1, args.epochs + 1):
@@ -128,8 +136,10 @@ def main() -> None:
             step += 1
         with torch.no_grad():
             pred = net(*val[:5])[0].numpy().reshape(xv.shape[0], xv.shape[1] - 2, xv.shape[2], 2)
+        if args.target == "step":  # predicted dv = predicted step - previous step
+            pred = pred - (xv[:, 1:-1] - xv[:, :-2])
         rep = away_report(xv, lv, pred, val[5].numpy().reshape(pred.shape))
-        print(json.dumps({"loss": args.loss, "lr": args.lr, "epoch": epoch, "steps": step,
+        print(json.dumps({"loss": args.loss, "lr": args.lr, "target": args.target, "epoch": epoch, "steps": step,
                           "seconds": round(time.time() - t0, 1), **rep}), flush=True)
 
 
