@@ -387,6 +387,8 @@ def test_force_responses_see_the_simulator_rules_and_one_step_predictions(tiny):
     model = build_model("macro_vrnn", **_hp("macro_vrnn"), velocity_scale=10.0, max_step=0.2, relative=True)
     pred = one_step_predictions(model, train.x[:3], train.macro[:3])
     assert pred.shape == (3, T_SHORT - 1, 8, 2) and model.core.trace is None
+    post = one_step_predictions(model, train.x[:3], train.macro[:3], latent="posterior")
+    assert model.core.trace_latent == "prior" and float((post - pred).abs().max()) > 1e-5  # z at q's mean: differs
     assert float((pred - train.x[:3, :-1].view(3, -1, 8, 2)).abs().max()) <= 0.2 + 1e-6  # bounded steps
     with pytest.raises(CanocapsInputError, match="VRNN"):
         one_step_predictions(build_model("rnn_gauss", **_hp("rnn_gauss")), train.x[:3])

@@ -61,6 +61,7 @@ class VRNNCore(nn.Module):
         self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std, separate_std=faithful)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
         self.trace: list[Tensor] | None = None  # diagnostics: when a list, step() appends its prediction
+        self.trace_latent = "prior"  # ... the decoder mean at the prior's ("prior") or posterior's mean z
 
     def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
         """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``."""
@@ -78,7 +79,8 @@ class VRNNCore(nn.Module):
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
         nll = (faithful_gaussian_nll if self.faithful else gaussian_nll)(x, self.mean(dm, offset), ds).sum((1, 2))
         if self.trace is not None:  # the decoder mean at the prior's mean z: the model's one-step prediction
-            self.trace.append(self.mean(self.dec(torch.cat([cond, pm, h], -1))[0], offset).detach())
+            zt = qm if self.trace_latent == "posterior" else pm  # (posterior: what z carries of the next frame)
+            self.trace.append(self.mean(self.dec(torch.cat([cond, zt, h], -1))[0], offset).detach())
         if sampled_kl:
             kl = (gaussian_nll(z, pm, ps) - gaussian_nll(z, qm, qs)).sum((1, 2))
         else:
