@@ -88,8 +88,8 @@ class GaussianHead(nn.Module):
     ``separate_std=True``: the std comes from its own MLP, which reads the input *detached*:
     the std's gradient then shapes neither the mean's features nor whatever computed the
     input (see :func:`faithful_gaussian_nll`). (Its own MLP rather than a linear layer on the
-    mean's detached features: from there a softplus std needs thousands of Adam steps to
-    shrink from ~0.7 to the data's ~0.01 units.)"""
+    mean's detached features: with that, the std of the boids models shrank far too slowly;
+    docs/extras_trajectories.md.)"""
 
     def __init__(self, groups: int, in_features: int, hidden: int, out_features: int, min_std: float,
                  separate_std: bool = False) -> None:
