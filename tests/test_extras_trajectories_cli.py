@@ -133,6 +133,10 @@ def test_diagnose_report(pipeline, capsys):
     assert [b["behaviour"] for b in rep["neighbours"]] == ["unfriendly", "friendly"]
     inner = rep["wall"][0]
     assert inner["n"] > 0 and np.isfinite(inner["real"]) and np.isfinite(inner["model"])
+    assert rep["latent"] == "prior"
+    assert main(["diagnose", str(pipeline / "macro_vrnn"), "-n", "4", "--latent", "posterior"]) == 0
+    post = _json(capsys)
+    assert post["latent"] == "posterior" and post["wall"][0]["real"] == inner["real"]
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -15,6 +15,7 @@ from canocaps.extras.trajectories.models.common import (
     GridEncoding,
     GroupGRUCell,
     GroupLinear,
+    faithful_gaussian_nll,
     gaussian_kl,
     gaussian_nll,
     gaussian_nll_reference,
@@ -386,6 +387,57 @@ def test_force_responses_see_the_simulator_rules_and_one_step_predictions(tiny):
     model = build_model("macro_vrnn", **_hp("macro_vrnn"), velocity_scale=10.0, max_step=0.2, relative=True)
     pred = one_step_predictions(model, train.x[:3], train.macro[:3])
     assert pred.shape == (3, T_SHORT - 1, 8, 2) and model.core.trace is None
+    post = one_step_predictions(model, train.x[:3], train.macro[:3], latent="posterior")
+    assert model.core.trace_latent == "prior" and float((post - pred).abs().max()) > 1e-5  # z at q's mean: differs
     assert float((pred - train.x[:3, :-1].view(3, -1, 8, 2)).abs().max()) <= 0.2 + 1e-6  # bounded steps
     with pytest.raises(CanocapsInputError, match="VRNN"):
         one_step_predictions(build_model("rnn_gauss", **_hp("rnn_gauss")), train.x[:3])
+
+
+def test_faithful_nll_keeps_the_value_and_fits_the_mean_by_least_squares():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, generator=g)
+    mean = torch.randn(6, 2, generator=g).requires_grad_()
+    std = (torch.rand(6, 2, generator=g) + 0.05).requires_grad_()
+    value = faithful_gaussian_nll(x, mean, std)
+    torch.testing.assert_close(value, gaussian_nll(x, mean, std))  # same value: the bound is unchanged
+    value.sum().backward()
+    # every point pulls the mean with the same weight (least squares at the NLL's mean scale) ...
+    torch.testing.assert_close(mean.grad, (mean - x).detach() / (std.detach() ** 2).mean())
+    # ... and the std gets the NLL's own gradient at the (detached) mean
+    std_ref = std.detach().clone().requires_grad_()
+    gaussian_nll(x, mean.detach(), std_ref).sum().backward()
+    torch.testing.assert_close(std.grad, std_ref.grad)
+    plain = mean.detach().clone().requires_grad_()
+    gaussian_nll(x, plain, std.detach()).sum().backward()
+    assert not torch.allclose(plain.grad, mean.grad)  # the plain NLL weighs points by 1 / std^2
+
+
+@pytest.mark.parametrize("name", ["vrnn_indep", "macro_vrnn"])
+def test_faithful_models_have_the_same_loss_and_a_least_squares_decoder_mean(tiny, name):
+    """``faithful=true`` changes the decoder's gradients, not the model: with the std's own MLP set to
+    the mean's, the same loss value; a different mean-layer gradient; the std sends nothing back."""
+    train, _ = tiny
+    x = train.x[:8]
+    macro = train.macro[:8] if name == "macro_vrnn" else None
+    hp = dict(**_hp(name), velocity_scale=10.0, max_step=0.2, relative=True, interaction=8)
+    torch.manual_seed(0)
+    faithful = build_model(name, **hp, faithful=True)
+    plain = build_model(name, **hp)
+    plain.load_state_dict(faithful.state_dict(), strict=False)  # all but the faithful std's own MLP
+    with torch.no_grad():  # the same std: the plain head reads the mean's features, the faithful one its own
+        faithful.core.dec.std_body.load_state_dict(faithful.core.dec.body.state_dict())
+    assert faithful.hparams()["faithful"] is True and build_model(name, **faithful.hparams()).core.faithful
+    losses = []
+    for model in (faithful, plain):
+        torch.manual_seed(1)
+        loss = model.loss_terms(x, macro)["loss"].mean()
+        loss.backward()
+        losses.append(float(loss.detach()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    fd, pd = faithful.core.dec, plain.core.dec
+    torch.testing.assert_close(fd.std.weight.grad, pd.std.weight.grad)  # the std: the NLL's gradient either way
+    assert not torch.allclose(fd.mean.weight.grad, pd.mean.weight.grad, rtol=1e-3, atol=0.0)
+    inp = torch.randn(3, fd.body.l1.weight.shape[0], fd.body.l1.weight.shape[-1], requires_grad=True)
+    std_only = torch.autograd.grad(fd(inp)[1].sum(), [inp, *fd.body.parameters()], allow_unused=True)
+    assert all(g is None or float(g.abs().max()) == 0.0 for g in std_only)  # neither the mean's features nor the input

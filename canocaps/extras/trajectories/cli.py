@@ -138,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="val", help="split of real sequences (default: val)")
     s.add_argument("-n", type=int, default=256, help="sequences (default: 256)")
     s.add_argument("--checkpoint", choices=["best", "last", "best_rollout"], help="default: as 'eval'")
+    s.add_argument("--latent", choices=["prior", "posterior"], default="prior",
+                   help="z at the prior's mean (the model's prediction; default) or the posterior's (it saw the frame)")
     common(s)
 
     s = sub.add_parser("summarize", help="mean +- std over seeds of 'eval' JSON files, as a Markdown table")
@@ -204,7 +206,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.cmd == "diagnose":
         from canocaps.extras.trajectories.diagnose import diagnose_run
 
-        return diagnose_run(args.run_dir, args.split, args.n, args.checkpoint)
+        return diagnose_run(args.run_dir, args.split, args.n, args.checkpoint, args.latent)
     if args.cmd == "summarize":
         from canocaps.extras.trajectories.report import summarize_evals
 

@@ -11,8 +11,11 @@ projected on the direction of each simulator rule (:mod:`.boids`), in simulator 
   ``r_local`` (0.9), for agents inside ``bound``, per behaviour (unfriendly boids are pushed away,
   friendly ones pulled in).
 
-``canocaps extras trajectories diagnose RUN [--split val] [--checkpoint C] [-n 256]`` prints
-the JSON. A model that has learned a rule has ``model`` close to ``real`` for it.
+``canocaps extras trajectories diagnose RUN [--split val] [--checkpoint C] [-n 256] [--latent L]``
+prints the JSON. A model that has learned a rule has ``model`` close to ``real`` for it.
+``--latent posterior`` takes the latent at the *posterior's* mean instead (it has seen the next
+frame): if that is much closer to ``real`` than the prior's, z carries the rule and the prior
+does not predict it; if both agree, the decoder itself misses it.
 """
 from __future__ import annotations
 
@@ -29,18 +32,22 @@ from canocaps.extras.trajectories.models import TrajectoryModel
 
 
 @torch.no_grad()
-def one_step_predictions(net: TrajectoryModel, x: torch.Tensor, macro: torch.Tensor | None = None) -> torch.Tensor:
-    """Teacher-forced predictions ``(B, T-1, A, 2)`` of frames 1..T-1 of ``x`` ``(B, T, 2A)`` (VRNN models)."""
+def one_step_predictions(net: TrajectoryModel, x: torch.Tensor, macro: torch.Tensor | None = None,
+                         latent: str = "prior") -> torch.Tensor:
+    """Teacher-forced predictions ``(B, T-1, A, 2)`` of frames 1..T-1 of ``x`` ``(B, T, 2A)`` (VRNN models):
+    the decoder mean with z at the ``latent`` ("prior" or "posterior") mean."""
     core = getattr(net, "core", None)
     if core is None or not hasattr(core, "trace"):
         raise CanocapsInputError(f"{net.name}: no VRNN core to diagnose (VRNN-single, VRNN-indep, macro_vrnn only)")
-    core.trace = []
+    if latent not in ("prior", "posterior"):
+        raise CanocapsInputError(f"latent must be 'prior' or 'posterior', got {latent!r}")
+    core.trace, core.trace_latent = [], latent
     try:
         net.eval()
         net.loss_terms(x, macro)
         pred = torch.stack(core.trace, 1)  # (B, T-1, G, x)
     finally:
-        core.trace = None
+        core.trace, core.trace_latent = None, "prior"
     return pred.reshape(x.shape[0], x.shape[1] - 1, -1, 2)
 
 
@@ -81,7 +88,8 @@ def _mean(v: np.ndarray) -> float | None:
     return float(v.mean()) if v.size else None
 
 
-def diagnose_run(run_dir: str | Path, split: str = "val", n: int = 256, checkpoint: str | None = None) -> dict[str, Any]:
+def diagnose_run(run_dir: str | Path, split: str = "val", n: int = 256, checkpoint: str | None = None,
+                 latent: str = "prior") -> dict[str, Any]:
     """:func:`force_responses` of a trained boids run on the first ``n`` sequences of ``split``."""
     from canocaps.extras.trajectories.experiments import load_run
 
@@ -94,8 +102,9 @@ def diagnose_run(run_dir: str | Path, split: str = "val", n: int = 256, checkpoi
     ds, _ = datasets.load_dataset(record["data_dir"], split, record.get("macro_lf"), limit=n)
     if ds.labels is None or int(ds.labels.min()) < 0:
         raise CanocapsInputError(f"split {split!r} has no behaviour labels")
-    pred = one_step_predictions(net, ds.x, ds.macro if net.uses_macro else None).numpy()
+    pred = one_step_predictions(net, ds.x, ds.macro if net.uses_macro else None, latent).numpy()
     real = ds.x.numpy().reshape(len(ds), ds.x.shape[1], -1, 2)
     cfg = BoidsConfig(**{k: v for k, v in meta["simulator"].items() if k in BoidsConfig.__dataclass_fields__})
     return {"run_dir": str(run_dir), "checkpoint": record["checkpoint"], "split": split, "n_sequences": len(ds),
+            "latent": latent,
             **force_responses(real, pred, ds.labels.numpy(), cfg)}

@@ -24,6 +24,22 @@ def gaussian_nll(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return 0.5 * (((x - mean) / std) ** 2 + LOG_2PI) + torch.log(std)
 
 
+def faithful_gaussian_nll(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """:func:`gaussian_nll` in value, with the gradient of *faithful* heteroscedastic regression
+    (Stirn et al., AISTATS 2023): the mean is fitted by least squares,
+    ``0.5 |x - mean|^2 / v`` with ``v`` the batch mean of ``std^2`` (a constant: every point weighs
+    the same, at the NLL's overall scale), and the std by the NLL at the detached mean.
+
+    Why: under the plain Gaussian NLL the mean's gradient is ``(mean - x) / std^2``, so points
+    the model already predicts well (small std) dominate and a rule that holds on few points can
+    be left to a larger std instead of being learned (the boids' unfriendly repulsion, see
+    docs/extras_trajectories.md). The value is unchanged, so losses and bounds stay the ELBO's.
+    Pair it with :class:`GaussianHead` ``(separate_std=True)`` so the std does not shape the
+    features the mean is computed from. Elementwise, nats."""
+    surrogate = 0.5 * (x - mean) ** 2 / (std.detach() ** 2).mean() + gaussian_nll(x, mean.detach(), std)
+    return gaussian_nll(x, mean, std).detach() + surrogate - surrogate.detach()
+
+
 def gaussian_nll_reference(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """The same through ``torch.distributions`` (reference for tests)."""
     return -torch.distributions.Normal(mean, std).log_prob(x)
@@ -67,18 +83,27 @@ class GroupMLP(nn.Module):
 
 
 class GaussianHead(nn.Module):
-    """Grouped MLP -> (mean, std) of a diagonal Gaussian."""
+    """Grouped MLP -> (mean, std) of a diagonal Gaussian.
 
-    def __init__(self, groups: int, in_features: int, hidden: int, out_features: int, min_std: float) -> None:
+    ``separate_std=True``: the std comes from its own MLP, which reads the input *detached*:
+    the std's gradient then shapes neither the mean's features nor whatever computed the
+    input (see :func:`faithful_gaussian_nll`). (Its own MLP rather than a linear layer on the
+    mean's detached features: with that, the std of the boids models shrank far too slowly;
+    docs/extras_trajectories.md.)"""
+
+    def __init__(self, groups: int, in_features: int, hidden: int, out_features: int, min_std: float,
+                 separate_std: bool = False) -> None:
         super().__init__()
         self.body = GroupMLP(groups, in_features, hidden)
         self.mean = GroupLinear(groups, hidden, out_features)
+        self.std_body = GroupMLP(groups, in_features, hidden) if separate_std else None
         self.std = GroupLinear(groups, hidden, out_features)
         self.min_std = min_std
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.body(x)
-        return self.mean(h), positive_std(self.std(h), self.min_std)
+        hs = h if self.std_body is None else self.std_body(x.detach())
+        return self.mean(h), positive_std(self.std(hs), self.min_std)
 
 
 class GroupGRUCell(nn.Module):

@@ -42,21 +42,23 @@ class MacroVRNN(VRNNIndep):
                  macro_rnn_dim: int = 64, share_weights: bool = False, min_std: float = 1e-3,
                  residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, relative: bool = False, interaction: int = 0,
-                 position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None) -> None:
+                 position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None,
+                 faithful: bool = False) -> None:
         if n_macro < 1:
             raise CanocapsInputError(f"n_macro must be >= 1, got {n_macro}")
         self.n_macro = n_macro
         super().__init__(n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, share_weights=share_weights,
                          min_std=min_std, residual=residual, x_dim=x_dim, max_step=max_step,
                          velocity_scale=velocity_scale, relative=relative, interaction=interaction,
-                         position_grid=position_grid, arena=arena)
+                         position_grid=position_grid, arena=arena, faithful=faithful)
         self._hparams = dict(n_agents=n_agents, n_macro=n_macro, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              macro_rnn_dim=macro_rnn_dim, share_weights=share_weights, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
                              relative=relative, interaction=interaction, position_grid=position_grid,
-                             arena=None if arena is None else [float(a) for a in arena])
+                             arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful))
         G = 1 if share_weights else n_agents
-        self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std, max_step)
+        self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std, max_step,
+                             self.faithful)
         self.policy_rnn = nn.GRUCell(n_agents * n_macro, macro_rnn_dim)
         self.policy_body = GroupMLP(G, self._cond_dim() + macro_rnn_dim, h_dim)
         self.policy_out = GroupLinear(G, h_dim, n_macro)

@@ -18,6 +18,11 @@ comparable. ``residual=False`` is the authors' absolute parameterisation.
 displacement ``velocity_scale * (x_{t-1} - x_{t-2})`` (zero at t = 1) to the conditioning,
 so the step is second order (the boids move with momentum).
 
+``faithful=True`` trains the decoder mean by least squares and its std by the NLL at the
+detached mean (:func:`~.common.faithful_gaussian_nll`, Stirn et al. 2023): the loss *value*
+(the bound) is unchanged, only the gradient differs. Under the plain NLL the per-agent
+models did not learn the boids' unfriendly repulsion (docs/extras_trajectories.md).
+
 ``sampled_kl=True`` replaces the analytic KL by its one-sample estimate
 ``log q(z) - log p(z)`` at the sampled z: then ``nll + kl`` is ``-log w`` of one importance
 sample, which :meth:`~.base.TrajectoryModel.iw_bound` averages in log space (IWAE).
@@ -35,6 +40,7 @@ from canocaps.extras.trajectories.models.common import (
     GridEncoding,
     GroupGRUCell,
     GroupMLP,
+    faithful_gaussian_nll,
     gaussian_kl,
     gaussian_nll,
     sample_gaussian,
@@ -45,15 +51,17 @@ class VRNNCore(nn.Module):
     """``groups`` VRNNs stepped in parallel: tensors are ``(B, G, .)``; ``groups=1`` shares weights."""
 
     def __init__(self, groups: int, x_dim: int, cond_dim: int, z_dim: int, h_dim: int, rnn_dim: int,
-                 min_std: float, max_step: float | None = None) -> None:
+                 min_std: float, max_step: float | None = None, faithful: bool = False) -> None:
         super().__init__()
         self.rnn_dim = rnn_dim
         self.max_step = max_step
+        self.faithful = faithful
         self.enc = GaussianHead(groups, x_dim + cond_dim + rnn_dim, h_dim, z_dim, min_std)
         self.prior = GaussianHead(groups, cond_dim + rnn_dim, h_dim, z_dim, min_std)
-        self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std)
+        self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std, separate_std=faithful)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
         self.trace: list[Tensor] | None = None  # diagnostics: when a list, step() appends its prediction
+        self.trace_latent = "prior"  # ... the decoder mean at the prior's ("prior") or posterior's mean z
 
     def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
         """Decoder mean from the network output: ``offset + raw`` or ``offset + max_step * tanh(raw)``."""
@@ -69,9 +77,10 @@ class VRNNCore(nn.Module):
         pm, ps = self.prior(torch.cat([cond, h], -1))
         z = sample_gaussian(qm, qs, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
-        nll = gaussian_nll(x, self.mean(dm, offset), ds).sum((1, 2))
+        nll = (faithful_gaussian_nll if self.faithful else gaussian_nll)(x, self.mean(dm, offset), ds).sum((1, 2))
         if self.trace is not None:  # the decoder mean at the prior's mean z: the model's one-step prediction
-            self.trace.append(self.mean(self.dec(torch.cat([cond, pm, h], -1))[0], offset).detach())
+            zt = qm if self.trace_latent == "posterior" else pm  # (posterior: what z carries of the next frame)
+            self.trace.append(self.mean(self.dec(torch.cat([cond, zt, h], -1))[0], offset).detach())
         if sampled_kl:
             kl = (gaussian_nll(z, pm, ps) - gaussian_nll(z, qm, qs)).sum((1, 2))
         else:
@@ -156,13 +165,14 @@ class VRNNSingle(_VRNNBase):
 
     def __init__(self, n_agents: int, z_dim: int = 8, h_dim: int = 64, rnn_dim: int = 64,
                  min_std: float = 1e-3, residual: bool = True, x_dim: int = 2, max_step: float | None = None,
-                 velocity_scale: float = 0.0) -> None:
+                 velocity_scale: float = 0.0, faithful: bool = False) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, min_std=min_std,
-                             residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale)
+                             residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
+                             faithful=bool(faithful))
         self._set_motion(residual, max_step, velocity_scale)
         D = self.state_dim
-        self.core = VRNNCore(1, D, self._motion_dim(), z_dim, h_dim, rnn_dim, min_std, max_step)
+        self.core = VRNNCore(1, D, self._motion_dim(), z_dim, h_dim, rnn_dim, min_std, max_step, faithful)
 
     def _targets(self, x_t: Tensor) -> Tensor:
         return x_t[:, None]
@@ -187,6 +197,7 @@ class VRNNIndep(_VRNNBase):
     appends a ``k x k`` Gaussian-bump encoding of the agent's own absolute position
     (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
     depend on, in a form the per-agent networks learn from the few frames near the border.
+    ``faithful`` (see the module doc) fits the decoder mean by least squares.
     """
 
     name = "vrnn_indep"
@@ -195,13 +206,14 @@ class VRNNIndep(_VRNNBase):
                  share_weights: bool = False, min_std: float = 1e-3, residual: bool = True,
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
                  relative: bool = False, interaction: int = 0, position_grid: int = 0,
-                 arena: tuple[float, float, float, float] | list[float] | None = None) -> None:
+                 arena: tuple[float, float, float, float] | list[float] | None = None,
+                 faithful: bool = False) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
                              interaction=interaction, position_grid=position_grid,
-                             arena=None if arena is None else [float(a) for a in arena])
+                             arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful))
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
         if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
@@ -215,8 +227,9 @@ class VRNNIndep(_VRNNBase):
         self.share_weights = share_weights
         self.relative = relative
         self.groups = n_agents
+        self.faithful = bool(faithful)
         self.core = VRNNCore(1 if share_weights else n_agents, x_dim, self._cond_dim(), z_dim, h_dim, rnn_dim,
-                             min_std, max_step)
+                             min_std, max_step, self.faithful)
 
     def _cond_dim(self) -> int:
         return (self._motion_dim() + (self.n_agents if self.share_weights else 0) + (self.x_dim if self.relative else 0)
