@@ -228,7 +228,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
              screen_top: int = 8, screen_factor: float = 3.0, screen_points: int = 256,
              screen_min_angle: float = 30.0, refine_top: int = 3, overlap_threshold: float = 0.85,
-             shift_search: bool = True, shift_top: int | None = None, shift_frames_only: bool = True,
+             shift_search: bool = True, shift_frames_only: bool = True,
              seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
     """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
@@ -281,7 +281,6 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
             and join the ranking. On the 130 real-mesh validation pairs of the partial
             condition it raised recall from 0.492 to 0.654 (PCA's frames: 0.585 to 0.700) and
             the median time per pair from 0.37 s to 0.81 s; noisy pairs read 0.946 either way.
-        shift_top: at most this many distinct rotations get a translation vote (None: all).
         shift_frames_only: vote for the frame families only (the canonical frame, its flips
             and swaps, PCA's), not for capsule matches (on the validation pairs, 0.654
             against 0.592 with the 48 best-screened hypotheses of every kind).
@@ -332,10 +331,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     screen_src = subsample(pa, screen_points, seed + 4)
     ranked = candidates  # best first by the cheap score
     if refine and len(candidates) > max(1, screen_top):
-        order = _cheap_scores(screen_src, tgt_tree, [T for _, T in candidates], screen_factor * dist)
-        ranked = [candidates[i] for i in order]
-        keep = _diverse(list(range(len(ranked))), [T for _, T in ranked], max(1, screen_top), screen_min_angle)
-        candidates = [ranked[i] for i in keep]
+        ranked = _ranked(screen_src, tgt_tree, candidates, screen_factor * dist)
+        candidates = _diverse_first(ranked, max(1, screen_top), screen_min_angle)
 
     def run(T0: np.ndarray, iterations: int) -> _icp.IcpOutcome:
         out = (_icp.icp(src, tgt, T0, dist, icp_method, iterations) if refine
@@ -350,7 +347,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     # needs corresponding points within a bin of each other: not for clouds sparser than that).
     if low_overlap and shift_search and _attainable_fitness(tgt_tree, dist) >= SHIFT_MIN_DENSITY:
         frames = [c for c in ranked if not c[0].startswith("capsule")] if shift_frames_only else ranked
-        shifted = shifted_alignments(screen_src, subsample(pb, screen_points, seed + 5), frames, dist, shift_top)
+        shifted = shifted_alignments(screen_src, subsample(pb, screen_points, seed + 5), frames, dist)
         shifted = screen_alignments(screen_src, tgt_tree, shifted, screen_factor * dist, max(1, screen_top),
                                     screen_min_angle)
         scored += [(name, run(T0, screen_iterations)) for name, T0 in shifted]
@@ -405,8 +402,19 @@ def screen_alignments(src: np.ndarray, target_tree: Any, candidates: Sequence[tu
     ``src`` ``(n, 3)``: a few hundred points of A; ``target_tree``: ``scipy.spatial.cKDTree``
     of B; ``dist``: the cheap score's inlier distance (input units).
     """
-    transforms = [T for _, T in candidates]
-    keep = _diverse(_cheap_scores(src, target_tree, transforms, dist), transforms, top, min_angle_deg)
+    return _diverse_first(_ranked(src, target_tree, candidates, dist), top, min_angle_deg)
+
+
+def _ranked(src: np.ndarray, target_tree: Any, candidates: Sequence[tuple[str, np.ndarray]],
+            dist: float) -> list[tuple[str, np.ndarray]]:
+    """``candidates`` best first by the cheap k-d tree score (:func:`_cheap_scores`)."""
+    return [candidates[i] for i in _cheap_scores(src, target_tree, [T for _, T in candidates], dist)]
+
+
+def _diverse_first(candidates: Sequence[tuple[str, np.ndarray]], top: int, min_angle_deg: float
+                   ) -> list[tuple[str, np.ndarray]]:
+    """The first ``top`` of ``candidates`` (best first) whose rotations are pairwise >= ``min_angle_deg`` apart."""
+    keep = _diverse(list(range(len(candidates))), [T for _, T in candidates], top, min_angle_deg)
     return [candidates[i] for i in keep]
 
 
@@ -418,9 +426,9 @@ def _attainable_fitness(tree: Any, dist: float) -> float:
 
 
 def shifted_alignments(src: np.ndarray, dst: np.ndarray, candidates: Sequence[tuple[str, np.ndarray]],
-                       dist: float, top: int | None = None, min_angle_deg: float = SHIFT_MIN_ANGLE,
+                       dist: float, min_angle_deg: float = SHIFT_MIN_ANGLE,
                        extent: float = SHIFT_EXTENT) -> list[tuple[str, np.ndarray]]:
-    """The first ``top`` distinct rotations of ``candidates`` with translations voted for the largest overlap.
+    """The distinct rotations of ``candidates`` with translations voted for the largest overlap.
 
     ``src`` ``(n, 3)`` points of A, ``dst`` ``(m, 3)`` points of B; ``candidates`` as from
     :func:`initial_alignments`, best first; rotations closer than ``min_angle_deg`` to an
@@ -430,10 +438,9 @@ def shifted_alignments(src: np.ndarray, dst: np.ndarray, candidates: Sequence[tu
     """
     from canocaps.heads.overlap import vote_translations
 
-    transforms = [T for _, T in candidates]
-    keep = _diverse(list(range(len(candidates))), transforms, top or len(candidates), min_angle_deg)
-    moved = vote_translations(src, dst, np.asarray([transforms[i] for i in keep]), dist, extent * dist)
-    return [(f"{candidates[i][0]}+shift", T) for i, T in zip(keep, moved)]
+    distinct = _diverse_first(candidates, len(candidates), min_angle_deg)
+    moved = vote_translations(src, dst, np.asarray([T for _, T in distinct]), dist, extent * dist)
+    return [(f"{name}+shift", T) for (name, _), T in zip(distinct, moved)]
 
 
 def pca_register(a: Any, b: Any, **kwargs: Any) -> RegistrationResult:
