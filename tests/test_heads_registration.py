@@ -308,6 +308,21 @@ def test_cheap_screening_keeps_the_right_hypothesis_for_icp(pair):
     assert err["rre_deg"] < 1.0 and err["rte"] < 0.01, err
 
 
+def test_screening_on_fewer_points_still_refines_on_all(pair):
+    a, b, T = pair
+    full = register(a, b, model=PCACanonicalizer(), refine_top=2)
+    few = register(a, b, model=PCACanonicalizer(), refine_top=2, screen_icp_points=100)
+    for res in (full, few):
+        err = registration_errors(res.transformation, T, a)
+        assert err["rre_deg"] < 1.0 and err["rte"] < 0.01, err
+    # the winner is refined on every point: its figures are those of the full-resolution run
+    assert few.hypothesis == full.hypothesis
+    assert few.fitness == pytest.approx(full.fitness, abs=0.02)
+    # the two refined were scored on all 1,200 points, the others on 100: multiples of 1/100
+    on_few = [abs(c.fitness * 100 - round(c.fitness * 100)) < 1e-6 for c in few.candidates]
+    assert len(on_few) > 2 and sum(on_few) >= len(on_few) - 2 and not on_few[0]
+
+
 def test_test_pairs_degrade_each_sample_independently():
     from canocaps.heads.registration import CONDITIONS, make_test_pairs
 

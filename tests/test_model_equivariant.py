@@ -8,7 +8,7 @@ import torch
 from canocaps.geometry import pca_frame, random_rotation, rotation_error_deg
 from canocaps.model import CanonicalCapsules, CapsulesConfig
 from canocaps.model.invariants import NUM_INVARIANTS, point_invariants
-from canocaps.model.moment_frame import weighted_moment_frame
+from canocaps.model.moment_frame import MomentFrame, point_areas, weighted_moment_frame
 
 
 def _clouds(b: int = 3, n: int = 256, seed: int = 0) -> torch.Tensor:
@@ -63,10 +63,63 @@ def test_moment_frame_weights_receive_gradients():
     assert w.grad is not None and w.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("frame", ["moments", "procrustes"])
-def test_invariant_model_is_exactly_equivariant(frame):
+def _square_sample(n_left: int, n_right: int, seed: int) -> torch.Tensor:
+    """The unit square z = 0, its left half sampled ``n_left`` times, its right half ``n_right``."""
+    g = torch.Generator().manual_seed(seed)
+    left = torch.rand(n_left, 2, generator=g, dtype=torch.float64) * torch.tensor([0.5, 1.0], dtype=torch.float64)
+    right = torch.rand(n_right, 2, generator=g, dtype=torch.float64) * torch.tensor([0.5, 1.0], dtype=torch.float64)
+    right[:, 0] += 0.5
+    xy = torch.cat([left, right])
+    return torch.cat([xy, torch.zeros(len(xy), 1, dtype=torch.float64)], dim=1)[None]
+
+
+def test_area_weights_undo_a_density_change():
+    """A surface sampled 4x denser on one half: the plain mean is pulled to it, the
+    area-weighted mean stays at the surface's centroid (0.5)."""
+    x = _square_sample(2000, 500, seed=0)
+    plain = weighted_moment_frame(x).centroid[0, 0]
+    area = point_areas(x, 10)
+    weighted = weighted_moment_frame(x, area).centroid[0, 0]
+    assert abs(float(plain) - 0.35) < 0.02  # (0.25 * 4 + 0.75) / 5
+    assert abs(float(weighted) - 0.5) < 0.03
+    assert area.shape == (1, 2500) and (area > 0).all()
+    # duplicated points keep a positive weight
+    assert (point_areas(torch.cat([x, x], dim=1), 3) > 0).all()
+
+
+def test_area_weights_steady_the_frame_of_independent_samples():
+    """Two independent samples of one surface: area-weighted moments (a quadrature) give
+    principal axes closer to each other than the plain mean (Monte Carlo) does. Axes are
+    compared up to sign (largest angle between matching axes, degrees); the signs come
+    from third moments, which many procedural shapes nearly lack."""
+    from canocaps.data.procedural.generator import CLASS_NAMES, make_mesh, shape_rng
+    from canocaps.data.procedural.mesh import sample_surface
+
+    plain, weighted = [], []
+    for i in range(16):
+        rng = shape_rng(0, "val", CLASS_NAMES[i % len(CLASS_NAMES)], i)
+        mesh = make_mesh(CLASS_NAMES[i % len(CLASS_NAMES)], rng)
+        x = torch.as_tensor(np.stack([sample_surface(mesh, 512, rng) for _ in range(2)]), dtype=torch.float64)
+        for out, w in ((plain, None), (weighted, point_areas(x, 10))):
+            pose = weighted_moment_frame(x, w)
+            cos = (pose.R[0] * pose.R[1]).sum(-1).abs().clamp(max=1.0)
+            out.append(float(torch.rad2deg(torch.arccos(cos)).max()))
+    assert np.median(weighted) < 0.6 * np.median(plain)
+
+
+def test_untrained_area_moment_frame_is_area_weighted_pca():
+    x = _clouds()
+    frame = MomentFrame(feat_dim=8, area_k=10).double()
+    pose = frame(x, torch.randn(3, 256, 8, dtype=torch.float64))
+    torch.testing.assert_close(pose.R, weighted_moment_frame(x, point_areas(x, 10)).R, atol=1e-9, rtol=0)
+    assert rotation_error_deg(pose.R, weighted_moment_frame(x).R).max() > 0.1  # not the plain PCA frame
+
+
+@pytest.mark.parametrize("frame,area_k", [("moments", 0), ("moments", 10), ("procrustes", 0)])
+def test_invariant_model_is_exactly_equivariant(frame, area_k):
     torch.manual_seed(0)
-    net = CanonicalCapsules(CapsulesConfig.preset("cpu", encoder="invariant", frame=frame, num_points=128)).double()
+    net = CanonicalCapsules(CapsulesConfig.preset("cpu", encoder="invariant", frame=frame, num_points=128,
+                                                  moment_area_k=area_k)).double()
     net.eval()
     x = _clouds(4, 200)
     Q = random_rotation(4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
@@ -102,6 +155,8 @@ def test_config_rejects_unknown_encoder_and_frame():
         CapsulesConfig(encoder="vn")
     with pytest.raises(CanocapsInputError, match="frame"):
         CapsulesConfig(frame="pca")
+    with pytest.raises(CanocapsInputError, match="moment_area_k"):
+        CapsulesConfig(moment_area_k=-1)
 
 
 def test_moment_losses_are_zero_for_identical_views_and_positive_otherwise():

@@ -227,7 +227,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              hypotheses: Iterable[str] = HYPOTHESES, num_points: int | None = None,
              max_icp_points: int = 4096, icp_iterations: int = 50, screen_iterations: int = 10,
              screen_top: int = 8, screen_factor: float = 3.0, screen_points: int = 256,
-             screen_min_angle: float = 30.0, refine_top: int = 3, overlap_threshold: float = 0.85,
+             screen_min_angle: float = 30.0, screen_icp_points: int = 0, refine_top: int = 3,
+             overlap_threshold: float = 0.85,
              shift_search: bool = True, shift_frames_only: bool = True,
              seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
@@ -262,6 +263,12 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
             partial / sparse). 0 keeps the plain ranking.
         screen_iterations: ICP iterations per stage when screening the ``screen_top``
             hypotheses; the ``refine_top`` best are then refined fully.
+        screen_icp_points: points of A moved by the short (screening) ICP and scored after it
+            (0, the default: the same points as the refinement, up to ``max_icp_points``); the
+            result is always the best of the ``refine_top`` refined hypotheses. A speed knob:
+            on the 130 real-mesh validation pairs (2,048 points) 512 took partial pairs from
+            0.74 s to 0.45 s and clean ones from 0.31 s to 0.25 s, at a recall of 0.669
+            against 0.692 (partial) and 0.915 against 0.954 (clean); 1,024 gave 0.692 and 0.938.
         refine_top: hypotheses refined fully (3: on the validation pairs 3 against 2 raised
             partial-pair recall from 0.454 to 0.492, the other conditions unchanged).
         overlap_threshold: when the best fitness after the short ICP is below this, the
@@ -334,13 +341,18 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         ranked = _ranked(screen_src, tgt_tree, candidates, screen_factor * dist)
         candidates = _diverse_first(ranked, max(1, screen_top), screen_min_angle)
 
-    def run(T0: np.ndarray, iterations: int) -> _icp.IcpOutcome:
-        out = (_icp.icp(src, tgt, T0, dist, icp_method, iterations) if refine
-               else _icp.evaluate(src, tgt, T0, dist))
-        d = _icp.nearest_distances(src_points, tgt_tree, out.transformation)
+    # The short ICP of the screening moves fewer points of A than the refinement.
+    few = subsample(pa, screen_icp_points, seed + 6) if refine and screen_icp_points > 0 else src_points
+    screen_pcd = _icp.to_pcd(few) if few is not src_points else src
+
+    def run(T0: np.ndarray, iterations: int, full: bool = True) -> _icp.IcpOutcome:
+        source, points = (src, src_points) if full else (screen_pcd, few)
+        out = (_icp.icp(source, tgt, T0, dist, icp_method, iterations) if refine
+               else _icp.evaluate(source, tgt, T0, dist))
+        d = _icp.nearest_distances(points, tgt_tree, out.transformation)
         return replace(out, score=_icp.robust_score(d, dist), core_distance=_icp.core_distance(d))
 
-    scored = [(name, run(T0, screen_iterations)) for name, T0 in candidates]
+    scored = [(name, run(T0, screen_iterations, full=False)) for name, T0 in candidates]
     # Two clouds that overlap in part only: rank by how tightly the best-matching part fits.
     low_overlap = refine and max(o.fitness for _, o in scored) < overlap_threshold
     # The frames' centres moved with the crops: vote for the translation of most overlap (the vote
@@ -350,16 +362,19 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         shifted = shifted_alignments(screen_src, subsample(pb, screen_points, seed + 5), frames, dist)
         shifted = screen_alignments(screen_src, tgt_tree, shifted, screen_factor * dist, max(1, screen_top),
                                     screen_min_angle)
-        scored += [(name, run(T0, screen_iterations)) for name, T0 in shifted]
+        scored += [(name, run(T0, screen_iterations, full=False)) for name, T0 in shifted]
 
     def rank(o: _icp.IcpOutcome) -> float:  # lower is better; ties within 1e-4 keep the screening order
         return round(o.core_distance / dist, 4) if low_overlap else -round(o.score, 4)
 
+    refined: set[int] = set()  # ids of the refined outcomes
     if refine:
         order = sorted(range(len(scored)), key=lambda i: rank(scored[i][1]))
         for i in order[:max(1, refine_top)]:
             scored[i] = (scored[i][0], run(scored[i][1].transformation, icp_iterations))
-    scored.sort(key=lambda item: rank(item[1]))
+            refined.add(id(scored[i][1]))
+    # The refined hypotheses first (scored on all points), then the rest as screened.
+    scored.sort(key=lambda item: (refine and id(item[1]) not in refined, rank(item[1])))
     best_name, best = scored[0]
     return RegistrationResult(
         transformation=best.transformation, fitness=best.fitness, inlier_rmse=best.inlier_rmse,

@@ -73,6 +73,9 @@ class CapsulesConfig:
             validation data after training.
         moment_sign_power: the same for the third-moment (sign) weights (None: as
             ``moment_weight_power``).
+        moment_area_k: neighbours of the moment frame's area weights (each point weighted
+            by the surface area it stands for, :func:`canocaps.model.moment_frame.point_areas`;
+            0 = off, as the weights trained before session 7).
         loss_weights: see :class:`LossWeights`.
     """
 
@@ -94,6 +97,7 @@ class CapsulesConfig:
     local_k: int = 16
     moment_weight_power: float = 1.0
     moment_sign_power: float | None = None
+    moment_area_k: int = 0
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -109,7 +113,7 @@ class CapsulesConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise CanocapsInputError(f"model config: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("layers_per_block", "acn_groups", "knn_k"):
+        for name in ("layers_per_block", "acn_groups", "knn_k", "moment_area_k"):
             if int(getattr(self, name)) < 0:
                 raise CanocapsInputError(f"model config: {name} must be >= 0, got {getattr(self, name)}")
         if self.num_points < self.num_capsules:

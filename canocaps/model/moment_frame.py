@@ -8,7 +8,19 @@ With invariant per-point weights ``w_n >= 0`` (learned from invariant features):
     sign = sign of sum_n v_n ((x_n - c) . e_j)^3 for j = 1, 2   (v_n: second learned weights)
     R    = [e_1; e_2; e_1 x e_2]  (rows; a proper rotation),  t = -R c
 
-so the canonical cloud is ``x @ R^T + t``. Because ``w`` and ``v`` are invariant, ``R`` is
+so the canonical cloud is ``x @ R^T + t``.
+
+**Area weights** (``area_k > 0``): the moments are integrals over the surface, and a
+sample's plain mean is a Monte-Carlo estimate of them whose error falls only as
+``N^-1/2``: two independent 512-point samples of one shape give PCA frames a median
+10 degrees apart. Weighting each point by the area it stands for -- the mean squared
+distance to its ``area_k`` nearest other points (:func:`point_areas`, ``~ 1 / density``)
+-- turns the mean into a quadrature that cancels most of the sample's clumping, and
+also undoes scanners' density changes. The learned weights multiply it. On 130
+procedural validation shapes (independent 512-point samples, ``area_k`` 10) the
+untrained frame's disagreement falls from 74 / 10 to 50 / 4.2 degrees (mean / median).
+
+Because ``w`` and ``v`` are invariant, ``R`` is
 exactly equivariant (``x -> x Q^T`` gives ``R -> R Q^T``) wherever the eigenvalues are
 distinct and the third moments non-zero. With uniform weights it *is* the PCA frame
 (:func:`canocaps.geometry.pca_frame`); :class:`MomentFrame` starts there (its weight
@@ -24,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MomentFrame", "MomentPose", "weighted_moment_frame"]
+__all__ = ["MomentFrame", "MomentPose", "point_areas", "weighted_moment_frame"]
 
 _EPS = 1e-12
 
@@ -76,16 +88,44 @@ def weighted_moment_frame(points: Tensor, weights: Tensor | None = None,
     return MomentPose(R, t, c, cov, lam, skew, w, v)
 
 
+@torch.no_grad()
+def point_areas(points: Tensor, k: int) -> Tensor:
+    """Area each point of a surface sample stands for, up to a constant per cloud.
+
+    Args:
+        points: ``(B, N, 3)`` clouds without padding, ``N >= 2``.
+        k: neighbours per point, the point itself not counted (clipped to ``N - 1``).
+
+    Returns:
+        ``(B, N)``, the mean *squared* distance from each point to its ``k`` nearest
+        other points (``canocaps.ops.knn``), floored at a millionth of the cloud's
+        median so duplicated points keep a weight. Invariant to rotation and
+        translation; scales with the square of a uniform scale, which normalised weights
+        do not see. No gradient.
+    """
+    from canocaps.ops import knn
+
+    kk = max(1, min(int(k), points.shape[1] - 1))
+    d2 = knn(points, points, kk + 1).dists[..., 1:]  # (B, N, kk) squared, self dropped
+    area = d2.mean(dim=-1)
+    floor = area.median(dim=1, keepdim=True).values * 1e-6
+    return torch.maximum(area, floor.clamp_min(_EPS))
+
+
 class MomentFrame(nn.Module):
     """Two invariant weight heads on point features -> :func:`weighted_moment_frame`.
 
     ``forward(points (B, N, 3), features (B, N, C)) -> MomentPose``. Weights are
     ``softplus(linear(features)) ** weight_power``, initialised to the constant 1 (zero
-    linear weights), so an untrained frame equals the PCA frame.
+    linear weights), so an untrained frame equals the PCA frame -- with ``area_k > 0``
+    the area-weighted PCA frame: both weights are multiplied by :func:`point_areas`.
     """
 
-    def __init__(self, feat_dim: int, weight_power: float = 1.0, sign_power: float | None = None) -> None:
+    def __init__(self, feat_dim: int, weight_power: float = 1.0, sign_power: float | None = None,
+                 area_k: int = 0) -> None:
         super().__init__()
+        #: neighbours of the area estimate multiplying both weights (0 = no area weights).
+        self.area_k = int(area_k)
         #: exponents applied to the learned covariance and third-moment weights: 1 = as
         #: trained, 0 = uniform (the PCA frame); in between shrinks the weighting towards
         #: uniform (chosen on validation data). ``sign_power`` None: the same as ``weight_power``.
@@ -107,4 +147,7 @@ class MomentFrame(nn.Module):
 
     def forward(self, points: Tensor, features: Tensor) -> MomentPose:
         w, v = self.point_weights(features)
+        if self.area_k > 0:
+            area = point_areas(points.detach(), self.area_k).to(w.dtype)
+            w, v = w * area, v * area
         return weighted_moment_frame(points, w, v)

@@ -49,7 +49,8 @@ class CanonicalCapsules(nn.Module):
         cfg = self.config
         self.encoder: nn.Module = InvariantEncoder(cfg) if cfg.encoder == "invariant" else Encoder(cfg)
         self.capsules = CapsulePooling(cfg.feat_dim, cfg.num_capsules)
-        self.canonicalizer: nn.Module = (MomentFrame(cfg.feat_dim, cfg.moment_weight_power, cfg.moment_sign_power)
+        self.canonicalizer: nn.Module = (MomentFrame(cfg.feat_dim, cfg.moment_weight_power, cfg.moment_sign_power,
+                                                     cfg.moment_area_k)
                                          if cfg.frame == "moments"
                                          else Canonicalizer(cfg))
         self.decoder = CapsuleDecoder(self.config)
