@@ -7,9 +7,11 @@ the surface area it stands for (:func:`canocaps.model.moment_frame.point_areas`)
 inference-time settings of the same trained parameters. For every combination of
 ``--area-k`` and ``--power`` this evaluates the frame disagreement of independent samples
 (``canocaps eval equivariance --resample-views``: each view its own sample, an SE(3) pair)
-on the *validation* splits of ``--data`` (``--limit`` shapes each), prints mean / median
+on the *validation* splits of ``--data`` (all their shapes, or ``--limit`` each), prints mean / median
 degrees beside PCA's on the same pairs, and picks the setting with the lowest sum of the
-medians. ``--write OUT`` saves the weights with that setting in their config (the
+medians; settings within ``--tie`` degrees of that sum are tied, and a tie goes to the
+simpler setting (the lower learned-weight power: the learned weights were trained without
+area weights). ``--write OUT`` saves the weights with that setting in their config (the
 parameters are unchanged; the metadata records the choice).
 
     python tools/choose_frame_weighting.py --json frame_weighting.json \\
@@ -26,9 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=None, help="weights file or bundled name (default: the shipped weights)")
     p.add_argument("--data", default="procedural,realmesh", help="comma-separated datasets")
-    p.add_argument("--limit", type=int, default=130, help="validation shapes per dataset")
+    p.add_argument("--limit", type=int, default=0, help="validation shapes per dataset (0: all)")
     p.add_argument("--area-k", default="0,10", help="comma-separated moment_area_k values (0 = off)")
     p.add_argument("--power", default="0,1", help="comma-separated moment_weight_power values")
+    p.add_argument("--tie", type=float, default=0.25, help="degrees of the summed medians that count as a tie")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--write", metavar="OUT", help="save the weights with the chosen setting")
     p.add_argument("--force", action="store_true")
@@ -77,11 +80,16 @@ def _run(args: argparse.Namespace) -> int:
         row: dict[str, Any] = {"moment_area_k": area_k, "moment_weight_power": power}
         for data in datasets:
             print(f"area_k {area_k}, power {power:g}: {data} validation", file=sys.stderr, flush=True)
-            res = evaluate_split(model, data, "val", limit=args.limit, resample_views=True, progress=False)
+            res = evaluate_split(model, data, "val", limit=args.limit or None, resample_views=True, progress=False)
             row[data] = {k: float(res[k]) for k in ("equivariance_deg", "equivariance_deg_median",
                                                     "pca_equivariance_deg", "pca_equivariance_deg_median")}
         rows.append(row)
-    best = min(rows, key=lambda r: sum(r[d]["equivariance_deg_median"] for d in datasets))
+    def total(r: dict[str, Any]) -> float:
+        return sum(r[d]["equivariance_deg_median"] for d in datasets)
+
+    lowest = min(total(r) for r in rows)
+    best = min((r for r in rows if total(r) <= lowest + args.tie),
+               key=lambda r: (r["moment_weight_power"], total(r)))
     header = ["area_k", "power"] + [f"{d} mean / median" for d in datasets] + ["chosen"]
     table = [[r["moment_area_k"], f"{r['moment_weight_power']:g}"]
              + [f"{r[d]['equivariance_deg']:.1f} / {r[d]['equivariance_deg_median']:.1f}" for d in datasets]
@@ -90,11 +98,12 @@ def _run(args: argparse.Namespace) -> int:
                                 f"{rows[0][d]['pca_equivariance_deg_median']:.1f}" for d in datasets] + [""])
     print(format_table(header, table))
     if args.json:
-        atomic_write_text(args.json, json.dumps({"limit": args.limit, "rows": rows, "chosen": best}, indent=2) + "\n",
+        atomic_write_text(args.json, json.dumps({"limit": args.limit, "tie": args.tie, "rows": rows, "chosen": best},
+                                                indent=2) + "\n",
                           force=args.force)
     if args.write:
         model = _with_setting(base, best["moment_area_k"], best["moment_weight_power"])
-        meta = {**source_meta, "frame_weighting": {"chosen_on": "val", "data": datasets, "limit": args.limit,
+        meta = {**source_meta, "frame_weighting": {"chosen_on": "val", "data": datasets, "limit": args.limit or "all",
                                     "moment_area_k": best["moment_area_k"],
                                     "moment_weight_power": best["moment_weight_power"]}}
         model.save(args.write, force=args.force, metadata=meta)

@@ -49,15 +49,19 @@ def main(args: argparse.Namespace) -> int:
     viz.save_registration_png(a, b, result.apply(a), out / "registration_demo.png", args.force,
                               title=f"demo pair: fitness {result.fitness:.3f}, inlier RMSE {result.inlier_rmse:.4f}")
 
-    # 3. stability vs PCA on one test airplane
+    # 3. stability vs PCA on one test airplane: 8 independent n-point selections of its
+    # 2,048-point surface sample (like 8 scans), each randomly rotated
     idx = int(np.flatnonzero(labels == names.index("airplane"))[1])
-    shape = test[idx]["points"].double()
+    full = build_dataset("procedural", "test", num_points=2048, sampling="first", progress=False)[idx]["points"]
+    rng = np.random.default_rng(0)
+    copies = torch.stack([full[torch.as_tensor(rng.choice(len(full), n, replace=False))] for _ in range(8)]).double()
     Q = random_rotation(8, generator=g, dtype=torch.float64)
-    rotated = (shape[None] @ Q.transpose(-1, -2)).float()
+    rotated = (copies @ Q.transpose(-1, -2)).float()
     ours = model.canonicalize(rotated).canonical_points
     pca = PCACanonicalizer().canonicalize(rotated).canonical_points
     viz.save_stability_png(list(rotated), list(ours), out / "stability_vs_pca.png", args.force,
-                           baseline=[np.asarray(p) for p in pca], title="8 rotated copies of one airplane")
+                           baseline=[np.asarray(p) for p in pca],
+                           title=f"8 rotated {n}-point samples of one airplane")
     for f in ("capsules_classes.png", "registration_demo.png", "stability_vs_pca.png"):
         print(f"wrote {out / f}")
     return 0

@@ -16,9 +16,10 @@ sample's plain mean is a Monte-Carlo estimate of them whose error falls only as
 10 degrees apart. Weighting each point by the area it stands for -- the mean squared
 distance to its ``area_k`` nearest other points (:func:`point_areas`, ``~ 1 / density``)
 -- turns the mean into a quadrature that cancels most of the sample's clumping, and
-also undoes scanners' density changes. The learned weights multiply it. On 130
-procedural validation shapes (independent 512-point samples, ``area_k`` 10) the
-untrained frame's disagreement falls from 74 / 10 to 50 / 4.2 degrees (mean / median).
+also undoes scanners' density changes; isolated outliers get no weight. The learned
+weights multiply it. On the 420 procedural validation shapes (independent 512-point
+samples, ``area_k`` 10) the untrained frame's disagreement falls from 67.0 / 9.6 to
+54.3 / 4.1 degrees (mean / median; ``tools/choose_frame_weighting.py``).
 
 Because ``w`` and ``v`` are invariant, ``R`` is
 exactly equivariant (``x -> x Q^T`` gives ``R -> R Q^T``) wherever the eigenvalues are
