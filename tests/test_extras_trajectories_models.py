@@ -441,3 +441,91 @@ def test_faithful_models_have_the_same_loss_and_a_least_squares_decoder_mean(tin
     inp = torch.randn(3, fd.body.l1.weight.shape[0], fd.body.l1.weight.shape[-1], requires_grad=True)
     std_only = torch.autograd.grad(fd(inp)[1].sum(), [inp, *fd.body.parameters()], allow_unused=True)
     assert all(g is None or float(g.abs().max()) == 0.0 for g in std_only)  # neither the mean's features nor the input
+
+
+# --- multi-step (rollout) training term ----------------------------------------------------------------
+
+
+def _rollout_model(name: str, steps: int, weight: float = 1.0, **extra):
+    torch.manual_seed(0)
+    return build_model(name, **_hp(name), velocity_scale=10.0, max_step=0.2, relative=True, interaction=8,
+                       rollout_steps=steps, rollout_weight=weight, **extra)
+
+
+@pytest.mark.parametrize("name", ["vrnn_indep", "macro_vrnn"])
+def test_rollout_term_is_added_to_training_only_and_its_gradient_reaches_the_decoder(tiny, name):
+    """``rollout_steps=0``: the training loss is the plain bound. H > 0: the bound is unchanged
+    (reported as ``"bound"``, and as the validation ``"loss"``), a positive term is added, and
+    that term alone sends gradient to the decoder mean and the neighbour summary."""
+    train, _ = tiny
+    batch = {"x": train.x[:8], "macro": train.macro[:8] if name == "macro_vrnn" else None}
+    plain, on = _rollout_model(name, 0), _rollout_model(name, 3, weight=0.5)
+    torch.manual_seed(1)
+    ref = plain.loss_terms(batch["x"], batch["macro"])["loss"].mean().detach()
+    torch.manual_seed(1)
+    assert float(plain.training_step(batch, 0)["loss"].detach()) == pytest.approx(float(ref), rel=1e-6)
+    assert "rollout" not in plain.training_step(batch, 0)
+    torch.manual_seed(1)
+    out = on.training_step(batch, 0)
+    val_of = {k: float(v.detach()) for k, v in out.items()}
+    assert val_of["bound"] == pytest.approx(float(ref), rel=1e-6)  # same weights, same z samples
+    assert val_of["rollout"] > 0.0 and val_of["rollout_mse"] > 0.0
+    assert val_of["loss"] == pytest.approx(val_of["bound"] + val_of["rollout"], rel=1e-6)
+    torch.manual_seed(1)
+    val = on.validation_step(batch)
+    assert float(val["loss"]) == pytest.approx(float(ref), rel=1e-6) and float(val["rollout"]) > 0.0
+    assert float(val["elbo"]) == pytest.approx(-float(ref), rel=1e-6)
+    on.zero_grad()
+    out["rollout"].backward()
+    for p in (on.core.dec.mean.weight, on.pair.l1.weight, on.core.prior.mean.weight):
+        assert p.grad is not None and float(p.grad.abs().max()) > 0.0
+    if name == "macro_vrnn":  # intents are given: the policy is not part of the term
+        assert on.policy_out.weight.grad is None or float(on.policy_out.weight.grad.abs().max()) == 0.0
+    assert build_model(name, **on.hparams()).rollout_steps == 3
+    with pytest.raises(CanocapsInputError, match="rollout_steps"):
+        _rollout_model(name, -1)
+    with pytest.raises(CanocapsInputError, match="rollout_steps"):
+        _rollout_model(name, 2, weight=-1.0)
+
+
+def test_rollout_error_is_the_one_step_error_then_feeds_its_own_predictions_back(tiny):
+    """H = 1 is the teacher-forced one-step prediction (diagnose's); from the second frame on
+    the unroll reads its own predictions, with gradients through them."""
+    from canocaps.extras.trajectories.diagnose import one_step_predictions
+
+    train, _ = tiny
+    model = _rollout_model("macro_vrnn", 2).eval()
+    x, m = train.x[:4], train.macro[:4]
+    model.core.keep = []
+    torch.manual_seed(2)
+    with torch.no_grad():
+        model.loss_terms(x, m)
+    states = [h.detach() for h, _ in model.core.keep]
+    model.core.keep = None
+    starts = torch.tensor([1, 2, 5, T_SHORT - 2])
+    torch.manual_seed(2)  # the same posterior samples, hence the same recurrent states
+    pred = one_step_predictions(model, x, m).reshape(4, T_SHORT - 1, 16)
+    rows = torch.arange(4)
+    one = model.rollout_error(x, m, states, 1, starts)
+    torch.testing.assert_close(one, ((pred[rows, starts - 1] - x[rows, starts]) ** 2).sum(1))
+    # a plain per-sequence loop that feeds the predictions back (the reference)
+    three = model.rollout_error(x, m, states, 3, starts.clamp(max=T_SHORT - 3))
+    for b, s0 in enumerate(starts.clamp(max=T_SHORT - 3).tolist()):
+        h, y, y_prev, err = states[s0 - 1][b:b + 1], x[b:b + 1, s0 - 1], x[b:b + 1, max(s0 - 2, 0)], 0.0
+        for t in range(s0, s0 + 3):
+            cond = model._intent_cond(y, y_prev, m[b:b + 1, t - 1])
+            x_hat, h = model.core.predict(cond, h, model._targets(y))
+            err = err + float(((x_hat.reshape(1, -1) - x[b:b + 1, t]) ** 2).sum().detach())
+            y_prev, y = y, x_hat.reshape(1, -1)
+        assert float(three[b].detach()) == pytest.approx(err, rel=1e-5)
+    second = model.rollout_error(x, m, states, 2, starts) - one
+    tf_second = ((pred[rows, starts] - x[rows, starts + 1]) ** 2).sum(1)  # the same frame, teacher-forced
+    assert float((second - tf_second).detach().abs().max()) > 1e-6
+    # gradients run through the fed-back prediction: with the recurrence cut from its input, frame
+    # start - 2 reaches the second frame's error only through the first prediction
+    with torch.no_grad():
+        model.core.rnn.ih.weight.zero_()
+    xg = x.clone().requires_grad_()
+    second = model.rollout_error(xg, m, states, 2, starts) - model.rollout_error(xg, m, states, 1, starts)
+    (grad,) = torch.autograd.grad(second[1:3].sum(), xg)
+    assert float(grad[rows[1:3], starts[1:3] - 2].abs().max()) > 0.0

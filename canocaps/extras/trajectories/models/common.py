@@ -105,6 +105,10 @@ class GaussianHead(nn.Module):
         hs = h if self.std_body is None else self.std_body(x.detach())
         return self.mean(h), positive_std(self.std(hs), self.min_std)
 
+    def mean_only(self, x: Tensor) -> Tensor:
+        """The mean of :meth:`forward` alone (what a deterministic unroll needs)."""
+        return self.mean(self.body(x))
+
 
 class GroupGRUCell(nn.Module):
     """A GRU cell with ``G`` independent weight sets: x ``(B, G', in)``, h ``(B, G', hidden)``.

@@ -23,11 +23,25 @@ detached mean (:func:`~.common.faithful_gaussian_nll`, Stirn et al. 2023): the l
 (the bound) is unchanged, only the gradient differs. Under the plain NLL the per-agent
 models did not learn the boids' unfriendly repulsion (docs/extras_trajectories.md).
 
+``rollout_steps`` = H > 0 adds a multi-step term to the *training* objective (not to the
+bound, which ``loss_terms``, ``validation_step``'s ``"loss"`` and ``eval`` report unchanged):
+from the teacher-forced recurrent state at one random frame per sequence the model is unrolled
+H frames on its own *means* (z at the prior's mean, x at the decoder's mean, its predictions fed
+back, intents as given), and the squared position error of the unrolled frames against the data
+is added, gradients through the unroll (:meth:`_VRNNBase.rollout_error`). It is scaled like
+the faithful least-squares term: ``rollout_weight * 0.5 * sum |x_hat - x|^2 / v``, ``v`` the
+batch mean of the teacher-forced decoder variance (detached), so with weight 1 an unrolled
+point weighs what one teacher-forced point weighs under least squares. Why: a rule that acts
+weakly per step and matters accumulated over many (the boids' unfriendly repulsion) is nearly
+invisible to one-step teacher forcing (docs/extras_trajectories.md).
+
 ``sampled_kl=True`` replaces the analytic KL by its one-sample estimate
 ``log q(z) - log p(z)`` at the sampled z: then ``nll + kl`` is ``-log w`` of one importance
 sample, which :meth:`~.base.TrajectoryModel.iw_bound` averages in log space (IWAE).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +75,7 @@ class VRNNCore(nn.Module):
         self.dec = GaussianHead(groups, cond_dim + z_dim + rnn_dim, h_dim, x_dim, min_std, separate_std=faithful)
         self.rnn = GroupGRUCell(groups, x_dim + z_dim, rnn_dim)
         self.trace: list[Tensor] | None = None  # diagnostics: when a list, step() appends its prediction
+        self.keep: list[tuple[Tensor, Tensor]] | None = None  # rollout loss: step() appends (input h, decoder var)
         self.trace_latent = "prior"  # ... the decoder mean at the prior's ("prior") or posterior's mean z
 
     def mean(self, raw: Tensor, offset: Tensor | float) -> Tensor:
@@ -78,6 +93,8 @@ class VRNNCore(nn.Module):
         z = sample_gaussian(qm, qs, generator)
         dm, ds = self.dec(torch.cat([cond, z, h], -1))
         nll = (faithful_gaussian_nll if self.faithful else gaussian_nll)(x, self.mean(dm, offset), ds).sum((1, 2))
+        if self.keep is not None:  # the state this step started from, for unrolls (rollout_error)
+            self.keep.append((h, ds.detach() ** 2))
         if self.trace is not None:  # the decoder mean at the prior's mean z: the model's one-step prediction
             zt = qm if self.trace_latent == "posterior" else pm  # (posterior: what z carries of the next frame)
             self.trace.append(self.mean(self.dec(torch.cat([cond, zt, h], -1))[0], offset).detach())
@@ -97,6 +114,13 @@ class VRNNCore(nn.Module):
         x = sample_gaussian(self.mean(dm, offset), temperature * ds, generator)
         return x, self.rnn(torch.cat([x, z], -1), h)
 
+    def predict(self, cond: Tensor, h: Tensor, offset: Tensor | float = 0.0) -> tuple[Tensor, Tensor]:
+        """Deterministic step with gradients: z at the prior's mean, x at the decoder's mean ->
+        (x ``(B, G, x_dim)``, new h). ``generate`` at temperature 0 gives the same x."""
+        z = self.prior.mean_only(torch.cat([cond, h], -1))
+        x = self.mean(self.dec.mean_only(torch.cat([cond, z, h], -1)), offset)
+        return x, self.rnn(torch.cat([x, z], -1), h)
+
     def observe(self, x: Tensor, cond: Tensor, h: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Burn-in step on a known frame: z from the posterior, returns the new h."""
         qm, qs = self.enc(torch.cat([x, cond, h], -1))
@@ -108,6 +132,77 @@ class _VRNNBase(TrajectoryModel):
     """Loop shared by the VRNNs: subclasses define groups, how x splits and the conditioning."""
 
     groups: int
+    rollout_steps: int = 0
+    rollout_weight: float = 1.0
+
+    def _set_rollout(self, steps: int, weight: float) -> None:
+        """Store and check the multi-step training term's options (module doc)."""
+        if int(steps) != steps or steps < 0 or not weight >= 0:
+            raise CanocapsInputError(f"rollout_steps must be an integer >= 0 and rollout_weight >= 0, "
+                                     f"got {steps!r}, {weight!r}")
+        self.rollout_steps, self.rollout_weight = int(steps), float(weight)
+
+    def _step_cond(self, y: Tensor, y_prev: Tensor, m: Tensor | None) -> Tensor:
+        """The conditioning of the step from ``y = x_{t-1}`` (``m``: intents ``(B, A)``, macro model only)."""
+        return self._cond(y, y_prev)
+
+    def rollout_error(self, x: Tensor, macro: Tensor | None, states: list[Tensor], steps: int,
+                      starts: Tensor | None = None) -> Tensor:
+        """Squared position error ``(B,)`` of an unroll on the model's means (module doc).
+
+        ``states[t - 1]`` ``(B, G, r)`` is the teacher-forced recurrent state before frame t is
+        predicted (what ``VRNNCore.keep`` collects); ``starts`` ``(B,)`` the first predicted frame
+        of each sequence, in ``[1, T - steps]`` (default: uniform at random). Frames
+        ``start .. start + steps - 1`` are predicted from the model's own previous predictions and
+        compared with ``x``, summed over frames, agents and coordinates; differentiable."""
+        B, T, D = x.shape
+        steps = min(int(steps), T - 1)
+        if starts is None:
+            starts = torch.randint(1, T - steps + 1, (B,), device=x.device)
+        rows = torch.arange(B, device=x.device)
+        h = torch.stack(states, 1)[rows, starts - 1]
+        y, y_prev = x[rows, starts - 1], x[rows, (starts - 2).clamp(min=0)]
+        err = x.new_zeros(B)
+        for k in range(steps):
+            t = starts + k
+            cond = self._step_cond(y, y_prev, None if macro is None else macro[rows, t - 1])
+            x_hat, h = self.core.predict(cond, h, self._offset(y))
+            err = err + ((x_hat - self._targets(x[rows, t])) ** 2).sum((1, 2))
+            y_prev, y = y, x_hat.reshape(B, D)
+        return err
+
+    def training_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
+        """:meth:`loss_terms` plus, with ``rollout_steps`` > 0, ``"bound"`` (the unchanged
+        negative ELBO), ``"rollout_mse"`` (mean squared error per unrolled coordinate, model
+        units) and ``"rollout"`` (the term added: ``"loss" = "bound" + "rollout"``); ``(B,)``."""
+        if not self.rollout_steps:
+            return self.loss_terms(x, macro)
+        self.core.keep = []
+        try:
+            terms = self.loss_terms(x, macro)
+            kept = self.core.keep
+        finally:
+            self.core.keep = None
+        var = torch.stack([v.mean() for _, v in kept]).mean()
+        err = self.rollout_error(x, macro, [h for h, _ in kept], self.rollout_steps)
+        steps = min(self.rollout_steps, x.shape[1] - 1)
+        extra = self.rollout_weight * 0.5 * err / var
+        return {**terms, "bound": terms["loss"], "loss": terms["loss"] + extra, "rollout": extra,
+                "rollout_mse": err / (steps * x.shape[-1])}
+
+    def training_step(self, batch: Any, step: int) -> dict[str, Tensor]:
+        x, macro = self._unpack(batch)
+        return self._reduce(self.training_terms(x, macro))
+
+    def validation_step(self, batch: Any) -> dict[str, Tensor]:
+        """The bound as ``"loss"`` (selection of ``best.pt`` is unchanged); the rollout terms beside it."""
+        x, macro = self._unpack(batch)
+        with torch.no_grad():
+            out = self._reduce(self.training_terms(x, macro))
+        if "bound" in out:
+            out["loss"] = out.pop("bound")
+        out["elbo"] = -out["loss"]
+        return out
 
     def _targets(self, x_t: Tensor) -> Tensor:  # (B, D) -> (B, G, x)
         raise NotImplementedError
@@ -165,12 +260,14 @@ class VRNNSingle(_VRNNBase):
 
     def __init__(self, n_agents: int, z_dim: int = 8, h_dim: int = 64, rnn_dim: int = 64,
                  min_std: float = 1e-3, residual: bool = True, x_dim: int = 2, max_step: float | None = None,
-                 velocity_scale: float = 0.0, faithful: bool = False) -> None:
+                 velocity_scale: float = 0.0, faithful: bool = False, rollout_steps: int = 0,
+                 rollout_weight: float = 1.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
-                             faithful=bool(faithful))
+                             faithful=bool(faithful), rollout_steps=rollout_steps, rollout_weight=rollout_weight)
         self._set_motion(residual, max_step, velocity_scale)
+        self._set_rollout(rollout_steps, rollout_weight)
         D = self.state_dim
         self.core = VRNNCore(1, D, self._motion_dim(), z_dim, h_dim, rnn_dim, min_std, max_step, faithful)
 
@@ -197,7 +294,8 @@ class VRNNIndep(_VRNNBase):
     appends a ``k x k`` Gaussian-bump encoding of the agent's own absolute position
     (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
     depend on, in a form the per-agent networks learn from the few frames near the border.
-    ``faithful`` (see the module doc) fits the decoder mean by least squares.
+    ``faithful`` (see the module doc) fits the decoder mean by least squares; ``rollout_steps`` /
+    ``rollout_weight`` add the multi-step training term (module doc).
     """
 
     name = "vrnn_indep"
@@ -207,13 +305,15 @@ class VRNNIndep(_VRNNBase):
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
                  relative: bool = False, interaction: int = 0, position_grid: int = 0,
                  arena: tuple[float, float, float, float] | list[float] | None = None,
-                 faithful: bool = False) -> None:
+                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
                              interaction=interaction, position_grid=position_grid,
-                             arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful))
+                             arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful),
+                             rollout_steps=rollout_steps, rollout_weight=rollout_weight)
+        self._set_rollout(rollout_steps, rollout_weight)
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
         if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
