@@ -21,8 +21,7 @@ weights multiply it. On the 420 procedural validation shapes (independent 512-po
 samples, ``area_k`` 10) the untrained frame's disagreement falls from 67.0 / 9.6 to
 54.3 / 4.1 degrees (mean / median; ``tools/choose_frame_weighting.py``).
 
-Because ``w`` and ``v`` are invariant, ``R`` is
-exactly equivariant (``x -> x Q^T`` gives ``R -> R Q^T``) wherever the eigenvalues are
+Because ``w`` and ``v`` are invariant, ``R`` is exactly equivariant (``x -> x Q^T`` gives ``R -> R Q^T``) wherever the eigenvalues are
 distinct and the third moments non-zero. With uniform weights it *is* the PCA frame
 (:func:`canocaps.geometry.pca_frame`); :class:`MomentFrame` starts there (its weight
 heads are initialised to constants) and training moves the weights to parts of the
@@ -103,8 +102,9 @@ def point_areas(points: Tensor, k: int, outlier_ratio: float | None = None) -> T
         outlier_ratio: points whose area exceeds this multiple of the cloud's median
             are outliers and get (almost) no weight (None: :data:`OUTLIER_AREA_RATIO`, 5).
             Density changes of about 3x are still undone (the estimate of a single point
-            scatters; `tests/test_model_equivariant.py`). On the 130 real-mesh validation pairs (no-ICP registration with the
-            network's frame, recall clean / noisy / sparse) no rejection gave 0.485 /
+            scatters; ``tests/test_model_equivariant.py``). On the 130 real-mesh validation
+            pairs (no-ICP registration with the network's frame, recall clean / noisy /
+            sparse) no rejection gave 0.485 /
             0.008 / 0.462: 5 % outliers, isolated and so heavily weighted, wrecked the
             noisy frames. 5 gave 0.485 / 0.338 / 0.462 (6: noisy 0.269; 4: 0.369, clean
             0.462; clipping at 3 instead of rejecting: 0.500 / 0.115 / 0.477; rejecting
@@ -114,16 +114,16 @@ def point_areas(points: Tensor, k: int, outlier_ratio: float | None = None) -> T
     Returns:
         ``(B, N)``, the mean *squared* distance from each point to its ``k`` nearest
         other points (``canocaps.ops.knn``), floored at a millionth of the cloud's
-        median so duplicated points and outliers keep a tiny weight. Invariant to rotation and
-        translation; scales with the square of a uniform scale, which normalised weights
+        median so duplicated points and outliers keep a tiny weight. Invariant to
+        rotation and translation; scales with the square of a uniform scale, which normalised weights
         do not see. No gradient.
     """
     from canocaps.ops import knn
 
     kk = max(1, min(int(k), points.shape[1] - 1))
     ratio = OUTLIER_AREA_RATIO if outlier_ratio is None else float(outlier_ratio)
-    nn = knn(points, points, kk + 1)
-    area = nn.dists[..., 1:].mean(dim=-1)  # (B, N) mean squared distance, self dropped
+    nearest = knn(points, points, kk + 1)
+    area = nearest.dists[..., 1:].mean(dim=-1)  # (B, N) mean squared distance, self dropped
     median = area.median(dim=1, keepdim=True).values
     area = torch.where(area > median * ratio, torch.zeros_like(area), area)
     return torch.maximum(area, (median * 1e-6).clamp_min(_EPS))
