@@ -110,14 +110,22 @@ class TrajectoryModel(nn.Module):
     def _reduce(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: v.mean() for k, v in terms.items()}
 
+    def training_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
+        """What training minimises: :meth:`loss_terms`, unless a model adds terms beside the
+        bound (then the unchanged bound is under ``"bound"``)."""
+        return self.loss_terms(x, macro)
+
     def training_step(self, batch: Any, step: int) -> dict[str, Tensor]:
         x, macro = self._unpack(batch)
-        return self._reduce(self.loss_terms(x, macro))
+        return self._reduce(self.training_terms(x, macro))
 
     def validation_step(self, batch: Any) -> dict[str, Tensor]:
+        """The bound as ``"loss"`` (what selects ``best.pt``); any training-only terms beside it."""
         x, macro = self._unpack(batch)
         with torch.no_grad():
-            out = self._reduce(self.loss_terms(x, macro))
+            out = self._reduce(self.training_terms(x, macro))
+        if "bound" in out:
+            out["loss"] = out.pop("bound")
         out["elbo"] = -out["loss"]
         return out
 

@@ -41,8 +41,6 @@ sample, which :meth:`~.base.TrajectoryModel.iw_bound` averages in log space (IWA
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -190,19 +188,6 @@ class _VRNNBase(TrajectoryModel):
         return {**terms, "bound": terms["loss"], "loss": terms["loss"] + extra, "rollout": extra,
                 "rollout_mse": err / (steps * x.shape[-1])}
 
-    def training_step(self, batch: Any, step: int) -> dict[str, Tensor]:
-        x, macro = self._unpack(batch)
-        return self._reduce(self.training_terms(x, macro))
-
-    def validation_step(self, batch: Any) -> dict[str, Tensor]:
-        """The bound as ``"loss"`` (selection of ``best.pt`` is unchanged); the rollout terms beside it."""
-        x, macro = self._unpack(batch)
-        with torch.no_grad():
-            out = self._reduce(self.training_terms(x, macro))
-        if "bound" in out:
-            out["loss"] = out.pop("bound")
-        out["elbo"] = -out["loss"]
-        return out
 
     def _targets(self, x_t: Tensor) -> Tensor:  # (B, D) -> (B, G, x)
         raise NotImplementedError
