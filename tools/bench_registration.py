@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--icp", choices=("point_to_plane", "point_to_point", "both"), default="point_to_plane",
                    help="ICP metric; 'both' runs every method with each (names get a suffix)")
     p.add_argument("--no-refine", dest="refine", action="store_false", help="no ICP at all")
+    p.add_argument("--screen-icp-points", type=int, default=0, metavar="N",
+                   help="canocaps and pca: the short ICP of the screening moves N points of A "
+                        "(register's screen_icp_points; default 0: all, up to max_icp_points)")
     p.add_argument("--ablation", action="store_true",
                    help="also run canocaps with the network's hypotheses only (no PCA frames among them), "
                         "and without ICP: the network's canonical frame alone; and PCA's frame alone")
@@ -77,6 +80,20 @@ def _run(args: argparse.Namespace) -> int:
     for icp in icps:
         for name, fn in registration_methods(names, model, refine=args.refine, icp_method=icp).items():
             methods[name if len(icps) == 1 else f"{name}[{icp}]"] = fn
+    if args.screen_icp_points < 0:
+        from canocaps.errors import CanocapsInputError
+
+        raise CanocapsInputError(f"--screen-icp-points must be >= 0, not {args.screen_icp_points}")
+    if args.screen_icp_points:  # the two methods built on canocaps.register
+        from canocaps.heads.registration import pca_register, register
+
+        for name in list(methods):
+            if name.split("[")[0] in ("canocaps", "pca"):
+                fn = register if name.startswith("canocaps") else pca_register
+                icp = name.split("[")[1].rstrip("]") if "[" in name else args.icp
+                methods[name] = (lambda a, b, _f=fn, _i=icp: _f(a, b, **({"model": model} if _f is register else {}),
+                                                             refine=args.refine, icp_method=_i,
+                                                             screen_icp_points=args.screen_icp_points))
     if args.ablation and model is not None:
         from canocaps.heads.registration import HYPOTHESES, register
 
@@ -117,7 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         meta = {"data": args.data, "split": args.split, "limit": args.limit, "num_points": args.num_points,
                 "conditions": conditions,
-                "weights": str(args.weights), "refine": args.refine, "icp": args.icp, "wall_s": wall,
+                "weights": str(args.weights), "refine": args.refine, "icp": args.icp,
+                "screen_icp_points": args.screen_icp_points, "wall_s": wall,
                 "torch_threads": torch.get_num_threads(), "command": " ".join(sys.argv)}
         write_json_file(args.json, {"meta": meta, **out}, args.force)
         if ckpt is not None and ckpt.exists():
