@@ -152,6 +152,29 @@ def test_invariant_model_is_exactly_equivariant(frame, area_k):
     assert (m.descriptors - a.descriptors).abs().max() > 1e-4  # a mirror image is a different shape
 
 
+def test_encoder_and_area_weights_share_one_knn():
+    """The network computes the cloud's kNN once for both; the result is that of separate searches."""
+    from canocaps.ops import knn
+
+    torch.manual_seed(0)
+    net = CanonicalCapsules(CapsulesConfig.preset("cpu", encoder="invariant", frame="moments", num_points=128,
+                                                  moment_area_k=10)).double().eval()
+    x = _clouds(2, 200)
+    shared = net._shared_neighbours(x)
+    assert shared is not None and shared.idx.shape[-1] >= max(net.encoder.k, 11)
+    with torch.no_grad():
+        a = net(x, decode=False)
+        net._shared_neighbours = lambda p: None  # each part searches on its own
+        b = net(x, decode=False)
+    for name in ("features", "keypoints", "R", "t"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=0, rtol=0)
+    torch.testing.assert_close(point_areas(x, 10, nearest=knn(x, x, 16)), point_areas(x, 10), atol=0, rtol=0)
+    # too few neighbours given: searched again, not silently truncated
+    torch.testing.assert_close(point_areas(x, 10, nearest=knn(x, x, 5)), point_areas(x, 10), atol=0, rtol=0)
+    plain = CanonicalCapsules(CapsulesConfig.preset("cpu", encoder="invariant", num_points=128, moment_area_k=0))
+    assert plain._shared_neighbours(x.float()) is None
+
+
 def test_acn_model_is_not_exactly_equivariant():
     """The paper's encoder sees coordinates: what the invariant encoder buys is exactness."""
     torch.manual_seed(0)

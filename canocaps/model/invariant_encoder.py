@@ -12,6 +12,8 @@ are then exactly equivariant. Handedness is kept through the pseudo-scalar featu
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -53,13 +55,21 @@ class InvariantEncoder(nn.Module):
         self.edge_dist = nn.Parameter(torch.zeros(c))
         self.mix = nn.Sequential(_PointLayer(2 * c, c), *[_PointLayer(c, c) for _ in range(max(0, config.num_blocks - 1))])
 
-    def forward(self, points: Tensor) -> Tensor:
-        from canocaps.ops import knn, knn_gather
+    def forward(self, points: Tensor, nearest: Any = None) -> Tensor:
+        """Per-point features ``(B, N, C)`` of ``points`` ``(B, N, 3)``.
+
+        ``nearest``: the cloud's own nearest neighbours (a :class:`canocaps.ops.KNN`, sorted,
+        self included) with at least ``min(local_k, N)`` of them; None computes them.
+        """
+        from canocaps.ops import KNN, knn, knn_gather
 
         b, n, _ = points.shape
         k = max(2, min(self.k, n))
         with torch.no_grad():
-            nn_ = knn(points, points, k)  # self included
+            if nearest is not None and nearest.idx.shape[-1] >= k:
+                nn_ = KNN(nearest.dists[..., :k], nearest.idx[..., :k])
+            else:
+                nn_ = knn(points, points, k)  # self included
             rms = (points - points.mean(dim=1, keepdim=True)).pow(2).sum(-1).mean(dim=1).sqrt().clamp_min(1e-9)
             dist = (nn_.dists.clamp_min(0).sqrt() / rms[:, None, None]).unsqueeze(-1)  # (B, N, k, 1)
         inv = point_invariants(points, idx=nn_.idx)

@@ -30,7 +30,7 @@ moments) and stable under resampling.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +93,7 @@ def weighted_moment_frame(points: Tensor, weights: Tensor | None = None,
 
 
 @torch.no_grad()
-def point_areas(points: Tensor, k: int, outlier_ratio: float | None = None) -> Tensor:
+def point_areas(points: Tensor, k: int, outlier_ratio: float | None = None, nearest: Any = None) -> Tensor:
     """Area each point of a surface sample stands for, up to a constant per cloud.
 
     Args:
@@ -110,6 +110,10 @@ def point_areas(points: Tensor, k: int, outlier_ratio: float | None = None) -> T
             0.462; clipping at 3 instead of rejecting: 0.500 / 0.115 / 0.477; rejecting
             against the neighbours' median area instead of the cloud's: at best 0.438 /
             0.354 / 0.462).
+        nearest: the cloud's own nearest neighbours, sorted, self included, with at least
+            ``k + 1`` of them (a :class:`canocaps.ops.KNN` from
+            ``knn(points, points, k')``, ``k' > k``: the network shares its encoder's);
+            None computes them.
 
     Returns:
         ``(B, N)``, the mean *squared* distance from each point to its ``k`` nearest
@@ -122,8 +126,9 @@ def point_areas(points: Tensor, k: int, outlier_ratio: float | None = None) -> T
 
     kk = max(1, min(int(k), points.shape[1] - 1))
     ratio = OUTLIER_AREA_RATIO if outlier_ratio is None else float(outlier_ratio)
-    nearest = knn(points, points, kk + 1)
-    area = nearest.dists[..., 1:].mean(dim=-1)  # (B, N) mean squared distance, self dropped
+    if nearest is None or nearest.dists.shape[-1] < kk + 1:
+        nearest = knn(points, points, kk + 1)
+    area = nearest.dists[..., 1:kk + 1].mean(dim=-1)  # (B, N) mean squared distance, self dropped
     median = area.median(dim=1, keepdim=True).values
     area = torch.where(area > median * ratio, torch.zeros_like(area), area)
     return torch.maximum(area, (median * 1e-6).clamp_min(_EPS))
@@ -162,9 +167,10 @@ class MomentFrame(nn.Module):
             v = v.clamp_min(1e-12).pow(self.sign_power)
         return w, v
 
-    def forward(self, points: Tensor, features: Tensor) -> MomentPose:
+    def forward(self, points: Tensor, features: Tensor, nearest: Any = None) -> MomentPose:
+        """Frame of ``points`` ``(B, N, 3)`` from ``features`` ``(B, N, C)``; ``nearest``: see :func:`point_areas`."""
         w, v = self.point_weights(features)
         if self.area_k > 0:
-            area = point_areas(points.detach(), self.area_k).to(w.dtype)
+            area = point_areas(points.detach(), self.area_k, nearest=nearest).to(w.dtype)
             w, v = w * area, v * area
         return weighted_moment_frame(points, w, v)

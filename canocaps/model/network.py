@@ -58,11 +58,12 @@ class CanonicalCapsules(nn.Module):
     # ----------------------------------------------------------------- training
     def forward(self, points: Tensor, decode: bool = True) -> CapsulesOutput:
         """Differentiable pass on points (B, N, 3) in the model's dtype/device."""
-        feats = self.encoder(points)
+        nearest = self._shared_neighbours(points)
+        feats = self.encoder(points) if nearest is None else self.encoder(points, nearest)
         pooled = self.capsules(points, feats)
         moments = None
         if isinstance(self.canonicalizer, MomentFrame):
-            moments = self.canonicalizer(points, feats)
+            moments = self.canonicalizer(points, feats, nearest)
             R, t = moments.R, moments.t
             canon_kp = pooled.keypoints @ R.transpose(-1, -2) + t.unsqueeze(1)
         else:
@@ -75,6 +76,19 @@ class CanonicalCapsules(nn.Module):
             keypoints=pooled.keypoints, descriptors=pooled.descriptors,
             canonical_keypoints=canon_kp, R=R, t=t,
             canonical_points=canon_pts, decoded=decoded, moments=moments)
+
+    def _shared_neighbours(self, points: Tensor) -> Any:
+        """One kNN of ``points`` ``(B, N, 3)`` for both the invariant encoder and the area weights
+        (:class:`canocaps.ops.KNN`, sorted, self included), or None where only one of them needs it."""
+        area_k = getattr(self.canonicalizer, "area_k", 0)
+        if not isinstance(self.encoder, InvariantEncoder) or area_k <= 0:
+            return None
+        from canocaps.ops import knn
+
+        n = points.shape[1]
+        k = min(n, max(2, self.encoder.k, area_k + 1))
+        with torch.no_grad():
+            return knn(points.detach(), points.detach(), k)
 
     # ---------------------------------------------------------------- inference
     @property
