@@ -19,33 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
 from typing import Any, Callable
 
 import numpy as np
 
 from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
-
-
-def _median_us(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e6 * statistics.median(times)
-
-
-def _pair(ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Medians of alternating blocks of both (shared-machine load hits both alike)."""
-    ours(), theirs()  # warm-up (imports, caches)
-    a, b = [], []
-    for _ in range(5):
-        a.append(_median_us(ours, max(1, repeats // 5)))
-        b.append(_median_us(theirs, max(1, repeats // 5)))
-    return statistics.median(a), statistics.median(b)
+from _timing import paired_medians
 
 
 def primitive_cases() -> list[tuple[str, str, Callable[[], Any], Callable[[], Any]]]:
@@ -89,16 +69,16 @@ def _run(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]] = []
     for ours_name, theirs_name, ours, theirs in primitive_cases():
-        a, b = _pair(ours, theirs, args.repeats)
+        a, b = paired_medians(ours, theirs, args.repeats)
         rows.append({"kind": "primitive", "case": ours_name, "trimesh": theirs_name, "ours_us": a, "trimesh_us": b})
 
     n = args.num_points
     sample_ours, sample_tm, sample_tm_built, faces, same = [], [], [], [], True
     for name, mesh in sampling_cases(n, args.seed):
         tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
-        a, b = _pair(lambda: sample_surface(mesh, n, np.random.default_rng(args.seed)),
+        a, b = paired_medians(lambda: sample_surface(mesh, n, np.random.default_rng(args.seed)),
                      lambda: trimesh.sample.sample_surface(tm, n, seed=args.seed), args.repeats)
-        _, c = _pair(lambda: sample_surface(mesh, n, np.random.default_rng(args.seed)),
+        _, c = paired_medians(lambda: sample_surface(mesh, n, np.random.default_rng(args.seed)),
                      lambda: trimesh.sample.sample_surface(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False),
                                                            n, seed=args.seed), args.repeats)
         ours_pts = sample_surface(mesh, n, np.random.default_rng(args.seed))

@@ -27,31 +27,12 @@ import json
 import platform
 import statistics
 import sys
-import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from _cli import guarded  # tools/ is sys.path[0] when a tool runs as a script
-
-
-def _median_us(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e6 * statistics.median(times)
-
-
-def _pair(ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int) -> tuple[float, float]:
-    """Medians of alternating blocks of both (shared-machine load hits both alike)."""
-    ours(), theirs()  # warm-up (imports, caches)
-    a, b = [], []
-    for _ in range(5):
-        a.append(_median_us(ours, max(1, repeats // 5)))
-        b.append(_median_us(theirs, max(1, repeats // 5)))
-    return statistics.median(a), statistics.median(b)
+from _timing import paired_medians
 
 
 def _old_scoring(src_pcd: Any, tgt_pcd: Any, tree: Any, points: np.ndarray, T: np.ndarray, dist: float) -> Any:
@@ -99,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
              lambda: _old_scoring(src_pcd, tgt_pcd, tree, a, T, dist)),
         ]
         for name, ours, theirs in cases:
-            t_new, t_old = _pair(ours, theirs, args.repeats)
+            t_new, t_old = paired_medians(ours, theirs, args.repeats)
             rows.append({"shape": i, "case": name, "new_us": t_new, "old_us": t_old})
         new, old = I.measure(a, index, T, dist), _old_scoring(src_pcd, tgt_pcd, tree, a, T, dist)
         agree &= bool(abs(new.fitness - old.fitness) <= 1.0 / len(a) and np.isclose(new.score, old.score)
