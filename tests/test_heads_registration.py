@@ -366,6 +366,25 @@ def test_capsule_triplets_survive_missing_and_mismatched_capsules(pair):
     assert best < 1e-6
 
 
+def test_capsule_triplets_keep_the_best_agreeing_few():
+    from canocaps.heads.registration import MAX_CAPSULE_TRIPLETS, CanonicalFrame, _capsule_triplets
+
+    rng = np.random.default_rng(1)
+    T = rigid(4, 0.1)
+    ka = rng.uniform(-0.8, 0.8, size=(10, 3))
+    kb = ka @ T[:3, :3].T + T[:3, 3] + rng.normal(scale=0.01, size=(10, 3))
+    kb[7:] += rng.normal(scale=0.04, size=(3, 3))  # capsules 7-9 are off by more: their triangles agree less
+    desc = np.eye(10)
+    fa, fb = CanonicalFrame(np.eye(4), ka, desc), CanonicalFrame(np.eye(4), kb, desc)
+    every = _capsule_triplets(fa, fb, max_triplets=None)
+    assert len(every) > MAX_CAPSULE_TRIPLETS  # nearly all 120 agree within the tolerance
+    capped = _capsule_triplets(fa, fb)
+    assert len(capped) == MAX_CAPSULE_TRIPLETS == 24
+    err = lambda fits: np.median([registration_errors(F, T, ka)["rre_deg"] for F in fits])  # noqa: E731
+    assert err(capped) < err(every)  # the kept triplets are the better ones
+    assert len(_capsule_triplets(fa, fb, max_triplets=5)) == 5
+
+
 def test_diverse_screening_skips_near_copies():
     from canocaps.heads.registration import _diverse
     from scipy.spatial.transform import Rotation

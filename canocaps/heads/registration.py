@@ -55,6 +55,7 @@ __all__ = [
     "FLIPS",
     "SWAPS",
     "DEFAULT_DISTANCE_FACTOR",
+    "MAX_CAPSULE_TRIPLETS",
     "CanonicalFrame",
     "hypothesis_transforms",
     "initial_alignments",
@@ -108,6 +109,14 @@ SWAPS: dict[str, np.ndarray] = _cube_rotations()
 
 #: Default inlier distance = this factor times the radius of B (0.05 for unit-sphere shapes).
 DEFAULT_DISTANCE_FACTOR = 0.05
+
+#: :func:`_capsule_triplets` keeps at most this many triplets, those whose triangles agree best.
+#: With 10 capsules the trained model's matches gave a median 78 consistent triplets per
+#: real-mesh pair, 59 % of all hypotheses and most of the cheap screen's time on sparse
+#: pairs. 24 against all, on the validation pairs (130 shapes x 2 seeds): recall clean 0.958
+#: either way, noisy 0.938 against 0.935, partial 0.708 against 0.700, sparse 0.831 against
+#: 0.823, sparse pairs 11 % faster.
+MAX_CAPSULE_TRIPLETS = 24
 
 #: :func:`shifted_alignments`: rotations closer than this (degrees) share one translation vote.
 SHIFT_MIN_ANGLE = 10.0
@@ -165,14 +174,16 @@ def _rigid_fits(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float = 0.15,
-                      min_side: float = 0.1) -> list[np.ndarray]:
+                      min_side: float = 0.1, max_triplets: int | None = MAX_CAPSULE_TRIPLETS) -> list[np.ndarray]:
     """Rigid fits on triplets of descriptor-matched capsules whose triangles agree (robust to missing parts).
 
     Capsules are matched by descriptor distance (Hungarian). A triplet counts when its three
     keypoint distances agree between A and B within ``tolerance`` (in units of the clouds,
     normalised: unit sphere) and its smallest side is at least ``min_side`` (a triangle, not
-    a point). With part of a cloud cut away, the capsules on the intact parts keep their
-    keypoints and descriptors, so some triplets stay right where the all-capsule fit fails.
+    a point). Of those, at most ``max_triplets`` whose sides agree best (the largest side
+    difference smallest; None: all). With part of a cloud cut away, the capsules on the
+    intact parts keep their keypoints and descriptors, so some triplets stay right where the
+    all-capsule fit fails.
     """
     import itertools
 
@@ -187,6 +198,14 @@ def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float =
     sides = lambda p: np.linalg.norm(p[:, [0, 1, 2]] - p[:, [1, 2, 0]], axis=-1)  # noqa: E731
     sa, sb = sides(pa), sides(pb)
     ok = (np.abs(sa - sb).max(axis=1) < tolerance) & (np.minimum(sa.min(axis=1), sb.min(axis=1)) > min_side)
+    if not ok.any():
+        return []
+    if max_triplets is not None and ok.sum() > max_triplets:  # the best-agreeing triangles
+        err = np.abs(sa - sb).max(axis=1)
+        keep = np.flatnonzero(ok)
+        keep = np.sort(keep[np.argsort(err[keep], kind="stable")[:max(0, int(max_triplets))]])
+        ok = np.zeros_like(ok)
+        ok[keep] = True
     if not ok.any():
         return []
     return list(_rigid_fits(pa[ok], pb[ok]))
