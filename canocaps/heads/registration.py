@@ -197,18 +197,13 @@ def _capsule_triplets(fa: CanonicalFrame, fb: CanonicalFrame, tolerance: float =
     pa, pb = ka[trip], kb[trip]  # (T, 3, 3)
     sides = lambda p: np.linalg.norm(p[:, [0, 1, 2]] - p[:, [1, 2, 0]], axis=-1)  # noqa: E731
     sa, sb = sides(pa), sides(pb)
-    ok = (np.abs(sa - sb).max(axis=1) < tolerance) & (np.minimum(sa.min(axis=1), sb.min(axis=1)) > min_side)
-    if not ok.any():
-        return []
-    if max_triplets is not None and ok.sum() > max_triplets:  # the best-agreeing triangles
-        err = np.abs(sa - sb).max(axis=1)
-        keep = np.flatnonzero(ok)
+    err = np.abs(sa - sb).max(axis=1)  # (T,) largest side difference
+    keep = np.flatnonzero((err < tolerance) & (np.minimum(sa.min(axis=1), sb.min(axis=1)) > min_side))
+    if max_triplets is not None:  # the best-agreeing triangles, in their original order
         keep = np.sort(keep[np.argsort(err[keep], kind="stable")[:max(0, int(max_triplets))]])
-        ok = np.zeros_like(ok)
-        ok[keep] = True
-    if not ok.any():
+    if len(keep) == 0:
         return []
-    return list(_rigid_fits(pa[ok], pb[ok]))
+    return list(_rigid_fits(pa[keep], pb[keep]))
 
 
 def hypothesis_transforms(fa: CanonicalFrame, fb: CanonicalFrame,
