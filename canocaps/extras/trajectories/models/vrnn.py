@@ -33,11 +33,7 @@ the faithful least-squares term: ``rollout_weight * 0.5 * sum |x_hat - x|^2 / v`
 batch mean of the teacher-forced decoder variance (detached), so with weight 1 an unrolled
 point weighs what one teacher-forced point weighs under least squares. Why: a rule that acts
 weakly per step and matters accumulated over many (the boids' unfriendly repulsion) is nearly
-invisible to one-step teacher forcing (docs/extras_trajectories.md). ``rollout_metric``
-``"distances"`` compares the unrolled frames' pairwise agent distances with the data's instead
-of the positions (``0.5 * sum_{i<j} (|x_hat_i - x_hat_j| - |x_i - x_j|)^2 / v``): the formation,
-which the intents are about, without the penalty on each agent's own heading, whose
-uncertainty makes least-squares unrolls of positions hedge with shorter steps.
+invisible to one-step teacher forcing (docs/extras_trajectories.md).
 
 ``sampled_kl=True`` replaces the analytic KL by its one-sample estimate
 ``log q(z) - log p(z)`` at the sampled z: then ``nll + kl`` is ``-log w`` of one importance
@@ -61,9 +57,6 @@ from canocaps.extras.trajectories.models.common import (
     gaussian_nll,
     sample_gaussian,
 )
-
-#: What the multi-step training term compares (module doc).
-ROLLOUT_METRICS = ("positions", "distances")
 
 
 class VRNNCore(nn.Module):
@@ -139,16 +132,13 @@ class _VRNNBase(TrajectoryModel):
     groups: int
     rollout_steps: int = 0
     rollout_weight: float = 1.0
-    rollout_metric: str = "positions"
 
-    def _set_rollout(self, steps: int, weight: float, metric: str = "positions") -> None:
+    def _set_rollout(self, steps: int, weight: float) -> None:
         """Store and check the multi-step training term's options (module doc)."""
         if int(steps) != steps or steps < 0 or not weight >= 0:
             raise CanocapsInputError(f"rollout_steps must be an integer >= 0 and rollout_weight >= 0, "
                                      f"got {steps!r}, {weight!r}")
-        if metric not in ROLLOUT_METRICS:
-            raise CanocapsInputError(f"rollout_metric must be one of {', '.join(ROLLOUT_METRICS)}, got {metric!r}")
-        self.rollout_steps, self.rollout_weight, self.rollout_metric = int(steps), float(weight), metric
+        self.rollout_steps, self.rollout_weight = int(steps), float(weight)
 
     def _step_cond(self, y: Tensor, y_prev: Tensor, m: Tensor | None) -> Tensor:
         """The conditioning of the step from ``y = x_{t-1}`` (``m``: intents ``(B, A)``, macro model only)."""
@@ -156,15 +146,13 @@ class _VRNNBase(TrajectoryModel):
 
     def rollout_error(self, x: Tensor, macro: Tensor | None, states: list[Tensor], steps: int,
                       starts: Tensor | None = None) -> Tensor:
-        """Squared error ``(B,)`` of an unroll on the model's means (module doc): of the positions,
-        or with ``rollout_metric="distances"`` of the pairwise agent distances.
+        """Squared position error ``(B,)`` of an unroll on the model's means (module doc).
 
         ``states[t - 1]`` ``(B, G, r)`` is the teacher-forced recurrent state before frame t is
         predicted (what ``VRNNCore.keep`` collects); ``starts`` ``(B,)`` the first predicted frame
         of each sequence, in ``[1, T - steps]`` (default: uniform at random). Frames
         ``start .. start + steps - 1`` are predicted from the model's own previous predictions and
-        compared with ``x``, summed over frames and agents and coordinates (or agent pairs);
-        differentiable."""
+        compared with ``x``, summed over frames, agents and coordinates; differentiable."""
         B, T, D = x.shape
         steps = min(int(steps), T - 1)
         if starts is None:
@@ -177,18 +165,9 @@ class _VRNNBase(TrajectoryModel):
             t = starts + k
             cond = self._step_cond(y, y_prev, None if macro is None else macro[rows, t - 1])
             x_hat, h = self.core.predict(cond, h, self._offset(y))
-            if self.rollout_metric == "distances":
-                err = err + ((self._pair_distances(x_hat.reshape(B, D)) - self._pair_distances(x[rows, t])) ** 2).sum(1)
-            else:
-                err = err + ((x_hat - self._targets(x[rows, t])) ** 2).sum((1, 2))
+            err = err + ((x_hat - self._targets(x[rows, t])) ** 2).sum((1, 2))
             y_prev, y = y, x_hat.reshape(B, D)
         return err
-
-    def _pair_distances(self, y: Tensor) -> Tensor:
-        """Distances ``(B, A (A - 1) / 2)`` between the agents of joint states ``y`` ``(B, D)``."""
-        p = y.reshape(y.shape[0], -1, self.x_dim)
-        i, j = torch.triu_indices(p.shape[1], p.shape[1], 1, device=y.device)
-        return ((p[:, i] - p[:, j]) ** 2).sum(-1).clamp_min(1e-12).sqrt()
 
     def training_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
         """:meth:`loss_terms` plus, with ``rollout_steps`` > 0, ``"bound"`` (the unchanged
@@ -267,14 +246,13 @@ class VRNNSingle(_VRNNBase):
     def __init__(self, n_agents: int, z_dim: int = 8, h_dim: int = 64, rnn_dim: int = 64,
                  min_std: float = 1e-3, residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, faithful: bool = False, rollout_steps: int = 0,
-                 rollout_weight: float = 1.0, rollout_metric: str = "positions") -> None:
+                 rollout_weight: float = 1.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
-                             faithful=bool(faithful), rollout_steps=rollout_steps, rollout_weight=rollout_weight,
-                             rollout_metric=rollout_metric)
+                             faithful=bool(faithful), rollout_steps=rollout_steps, rollout_weight=rollout_weight)
         self._set_motion(residual, max_step, velocity_scale)
-        self._set_rollout(rollout_steps, rollout_weight, rollout_metric)
+        self._set_rollout(rollout_steps, rollout_weight)
         D = self.state_dim
         self.core = VRNNCore(1, D, self._motion_dim(), z_dim, h_dim, rnn_dim, min_std, max_step, faithful)
 
@@ -302,7 +280,7 @@ class VRNNIndep(_VRNNBase):
     (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
     depend on, in a form the per-agent networks learn from the few frames near the border.
     ``faithful`` (see the module doc) fits the decoder mean by least squares; ``rollout_steps`` /
-    ``rollout_weight`` / ``rollout_metric`` add the multi-step training term (module doc).
+    ``rollout_weight`` add the multi-step training term (module doc).
     """
 
     name = "vrnn_indep"
@@ -312,16 +290,15 @@ class VRNNIndep(_VRNNBase):
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
                  relative: bool = False, interaction: int = 0, position_grid: int = 0,
                  arena: tuple[float, float, float, float] | list[float] | None = None,
-                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0,
-                 rollout_metric: str = "positions") -> None:
+                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
                              interaction=interaction, position_grid=position_grid,
                              arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful),
-                             rollout_steps=rollout_steps, rollout_weight=rollout_weight, rollout_metric=rollout_metric)
-        self._set_rollout(rollout_steps, rollout_weight, rollout_metric)
+                             rollout_steps=rollout_steps, rollout_weight=rollout_weight)
+        self._set_rollout(rollout_steps, rollout_weight)
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
         if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
