@@ -1,4 +1,4 @@
-"""canocaps.ops: chunked torch path vs the brute-force references (CPU)."""
+"""canocaps.ops: the CPU paths (chunked torch, k-d tree) vs the brute-force references."""
 from __future__ import annotations
 
 import subprocess
@@ -12,6 +12,12 @@ from canocaps.ops import KNN, chamfer, knn, knn_gather
 from canocaps.ops.reference import chamfer_reference, knn_reference
 
 SMALL_CHUNK = 4096  # bytes: forces many chunks (and the per-batch split) on tiny inputs
+
+
+@pytest.fixture(params=["torch", "kdtree"])
+def cpu_backend(request):
+    """Each CPU backend of :func:`knn` (``"auto"`` picks the k-d tree for 3-D float clouds)."""
+    return request.param
 
 
 def _gen(seed: int):
@@ -29,17 +35,17 @@ def _assert_same(a: KNN, r: KNN):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("k", [1, 3, 8])
 @pytest.mark.parametrize("chunk", [None, SMALL_CHUNK])
-def test_knn_matches_reference_random(dtype, k, chunk):
+def test_knn_matches_reference_random(dtype, k, chunk, cpu_backend):
     g = _gen(k)
     x = torch.randn(3, 67, 3, generator=g, dtype=dtype)
     y = torch.randn(3, 45, 3, generator=g, dtype=dtype)
-    _assert_same(knn(x, y, k, chunk_bytes=chunk), knn_reference(x, y, k))
+    _assert_same(knn(x, y, k, chunk_bytes=chunk, backend=cpu_backend), knn_reference(x, y, k))
 
 
-def test_knn_higher_dimension_and_self_query():
+def test_knn_higher_dimension_and_self_query(cpu_backend):
     g = _gen(1)
     x = torch.randn(2, 40, 7, generator=g)
-    res = knn(x, x, 4, chunk_bytes=SMALL_CHUNK)
+    res = knn(x, x, 4, chunk_bytes=SMALL_CHUNK, backend=cpu_backend)
     _assert_same(res, knn_reference(x, x, 4))
     assert torch.equal(res.idx[..., 0], torch.arange(40).expand(2, 40))  # each point is its own NN
     assert torch.all(res.dists[..., 0] == 0)
@@ -54,7 +60,7 @@ def test_knn_sorted_and_distances_are_true_squared_distances():
     torch.testing.assert_close(res.dists, direct)
 
 
-def test_knn_ties_lowest_index_first():
+def test_knn_ties_lowest_index_first(cpu_backend):
     # Integer lattice queries at half-integer offsets: every query has many exactly
     # equidistant neighbours, and y also holds exact duplicates.
     g = _gen(3)
@@ -63,21 +69,21 @@ def test_knn_ties_lowest_index_first():
     x = (torch.randint(0, 4, (1, 50, 3), generator=g).float() + 0.5 * torch.randint(0, 2, (1, 50, 3), generator=g))
     for k in (1, 2, 5, 9):
         for chunk in (None, SMALL_CHUNK):
-            _assert_same(knn(x, y, k, chunk_bytes=chunk), knn_reference(x, y, k))
+            _assert_same(knn(x, y, k, chunk_bytes=chunk, backend=cpu_backend), knn_reference(x, y, k))
 
 
-def test_knn_all_points_duplicated():
+def test_knn_all_points_duplicated(cpu_backend):
     g = _gen(4)
     base = torch.randn(2, 80, 3, generator=g)
     y = torch.cat([base, base], 1)  # every row is an exact tie -> exact fallback path
     x = base + 0.01 * torch.randn(2, 80, 3, generator=g)
-    res = knn(x, y, 2)
+    res = knn(x, y, 2, backend=cpu_backend)
     _assert_same(res, knn_reference(x, y, 2))
     assert torch.equal(res.idx[..., 1] - res.idx[..., 0], torch.full((2, 80), 80))
-    _assert_same(knn(x, y, 1), knn_reference(x, y, 1))
+    _assert_same(knn(x, y, 1, backend=cpu_backend), knn_reference(x, y, 1))
 
 
-def test_knn_cancellation_far_from_origin():
+def test_knn_cancellation_far_from_origin(cpu_backend):
     # Clouds far from the origin with tiny spacing: |x|^2 - 2x.y + |y|^2 in float32
     # loses every digit; the result must still match exact brute force.
     g = _gen(5)
@@ -85,17 +91,17 @@ def test_knn_cancellation_far_from_origin():
     x = off + 1e-3 * torch.randn(2, 80, 3, generator=g)
     y = off + 1e-3 * torch.randn(2, 90, 3, generator=g)
     for k in (1, 4):
-        _assert_same(knn(x, y, k, chunk_bytes=SMALL_CHUNK), knn_reference(x, y, k))
+        _assert_same(knn(x, y, k, chunk_bytes=SMALL_CHUNK, backend=cpu_backend), knn_reference(x, y, k))
 
 
-def test_knn_large_cloud_chunked_matches_reference():
+def test_knn_large_cloud_chunked_matches_reference(cpu_backend):
     g = _gen(6)
     x, y = torch.rand(1, 1500, 3, generator=g), torch.rand(1, 1800, 3, generator=g)
-    _assert_same(knn(x, y, 1, chunk_bytes=64 * 1024), knn_reference(x, y, 1))
-    _assert_same(knn(x, y, 5, chunk_bytes=64 * 1024), knn_reference(x, y, 5))
+    _assert_same(knn(x, y, 1, chunk_bytes=64 * 1024, backend=cpu_backend), knn_reference(x, y, 1))
+    _assert_same(knn(x, y, 5, chunk_bytes=64 * 1024, backend=cpu_backend), knn_reference(x, y, 5))
 
 
-def test_knn_k1_lane_path_ragged_ties_far():
+def test_knn_k1_lane_path_ragged_ties_far(cpu_backend):
     # M >= 128 takes the lane-minimum path of the k = 1 search (M not a multiple of 64
     # here, so padded lanes are exercised too); ties, padding and cancellation.
     g = _gen(18)
@@ -107,14 +113,14 @@ def test_knn_k1_lane_path_ragged_ties_far():
     x[:, 1] = y[:, 140] + 1e-3
     ly, lx = torch.tensor([301, 150, 260]), torch.tensor([90, 40, 90])
     for chunk in (None, SMALL_CHUNK):
-        res = knn(x, y, 1, lx, ly, chunk_bytes=chunk)
+        res = knn(x, y, 1, lx, ly, chunk_bytes=chunk, backend=cpu_backend)
         _assert_same(res, knn_reference(x, y, 1, lx, ly))
         assert torch.all(res.idx[:, 0, 0] == 3)
     far = torch.tensor([500.0, 500.0, -500.0])
-    _assert_same(knn(x * 1e-3 + far, y * 1e-3 + far, 1), knn_reference(x * 1e-3 + far, y * 1e-3 + far, 1))
+    _assert_same(knn(x * 1e-3 + far, y * 1e-3 + far, 1, backend=cpu_backend), knn_reference(x * 1e-3 + far, y * 1e-3 + far, 1))
 
 
-def test_knn_ragged_padding_rule():
+def test_knn_ragged_padding_rule(cpu_backend):
     g = _gen(7)
     x, y = torch.randn(5, 20, 3, generator=g), torch.randn(5, 15, 3, generator=g)
     x[1, 12:] = float("nan")  # padding may hold anything
@@ -122,7 +128,7 @@ def test_knn_ragged_padding_rule():
     lx = torch.tensor([20, 12, 6, 5, 0])
     ly = torch.tensor([15, 9, 3, 0, 4])
     for chunk in (None, SMALL_CHUNK):
-        res = knn(x, y, 5, lengths_x=lx, lengths_y=ly, chunk_bytes=chunk)
+        res = knn(x, y, 5, lengths_x=lx, lengths_y=ly, chunk_bytes=chunk, backend=cpu_backend)
         _assert_same(res, knn_reference(x, y, 5, lx, ly))
         assert torch.all(res.idx[1, 12:] == -1) and torch.all(res.dists[1, 12:] == 0)
         assert torch.all(res.idx[2, :, 3:] == -1) and torch.all(res.dists[2, :, 3:] == 0)
@@ -132,7 +138,7 @@ def test_knn_ragged_padding_rule():
         assert torch.all(res.idx[0] >= 0)
         assert not torch.isnan(res.dists).any()
     # lengths given as a list work too
-    _assert_same(knn(x, y, 2, lx.tolist(), ly.tolist()), knn_reference(x, y, 2, lx, ly))
+    _assert_same(knn(x, y, 2, lx.tolist(), ly.tolist(), backend=cpu_backend), knn_reference(x, y, 2, lx, ly))
 
 
 def test_knn_empty_batch_and_empty_queries():
@@ -416,3 +422,23 @@ def test_chamfer_one_sided_without_lengths_is_rejected():
     with pytest.raises(CanocapsInputError, match="both must be non-empty"):
         chamfer(torch.randn(2, 5, 3), torch.zeros(2, 0, 3))
     assert chamfer(torch.zeros(2, 0, 3), torch.zeros(2, 0, 3))[0].item() == 0.0
+
+
+def test_auto_backend_on_cpu_takes_the_kdtree_for_low_dimensions(monkeypatch):
+    import canocaps.ops._dispatch as dispatch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("this path must not run")
+
+    g = _gen(21)
+    x3, y3 = torch.randn(2, 60, 3, generator=g), torch.randn(2, 70, 3, generator=g)
+    x7, y7 = torch.randn(2, 60, 7, generator=g), torch.randn(2, 70, 7, generator=g)
+    with monkeypatch.context() as m:
+        m.setattr(dispatch, "nn_idx_torch", refuse)
+        _assert_same(knn(x3, y3, 6), knn_reference(x3, y3, 6))
+        _assert_same(knn(x3.double(), y3.double(), 6), knn_reference(x3.double(), y3.double(), 6))
+    with monkeypatch.context() as m:
+        m.setattr(dispatch, "nn_idx_kdtree", refuse)
+        _assert_same(knn(x7, y7, 6), knn_reference(x7, y7, 6))  # a k-d tree degrades with D
+        _assert_same(knn(x3.half(), y3.half(), 6), knn_reference(x3.half(), y3.half(), 6))
+        _assert_same(knn(x3, y3, 1), knn_reference(x3, y3, 1))  # small k = 1: one dense matrix

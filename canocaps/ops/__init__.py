@@ -1,8 +1,9 @@
 """Nearest-neighbour operators on batched point clouds: :func:`knn` and :func:`chamfer`.
 
 One dispatcher each: a fused Triton kernel for CUDA tensors (running top-k / running
-min, never an ``N x M`` matrix) and a chunked pure-PyTorch path that gives the same
-indices (exact, ties broken by the lowest index). Naive brute-force references live
+min, never an ``N x M`` matrix), scipy's k-d tree for low-dimensional CPU clouds, and a
+chunked pure-PyTorch path; all give the same indices (exact, ties broken by the lowest
+index). Naive brute-force references live
 in :mod:`canocaps.ops.reference`. Importing this package does not import triton.
 """
 from __future__ import annotations

@@ -11,11 +11,12 @@ import warnings
 import torch
 
 from canocaps.errors import CanocapsInputError
+from canocaps.ops._kdtree_nn import KDTREE_MAX_DIM, nn_idx_kdtree
 from canocaps.ops._torch_nn import dense_fits, nn1_dense_torch, nn_idx_torch
 
 __all__ = ["BACKENDS", "MAX_TRITON_K", "triton_available", "nn_idx", "nn1_pair"]
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = ("auto", "torch", "triton", "kdtree")
 #: Largest k the fused Triton kernel keeps in registers; larger k uses the torch path.
 MAX_TRITON_K = 32
 
@@ -30,13 +31,21 @@ def _interpreting() -> bool:
 
 
 def resolve_backend(backend: str, x: torch.Tensor, k: int) -> str:
-    """Return ``"torch"`` or ``"triton"`` for this call (see :func:`canocaps.ops.knn`)."""
+    """Return ``"torch"``, ``"triton"`` or ``"kdtree"`` for this call (see :func:`canocaps.ops.knn`)."""
     if backend not in BACKENDS:
         raise CanocapsInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
         return "torch"
+    if backend == "kdtree":
+        if x.device.type != "cpu":
+            raise CanocapsInputError("backend='kdtree' needs CPU tensors")
+        return "kdtree"
     if backend == "auto":
-        return "triton" if (x.is_cuda and k <= MAX_TRITON_K and triton_available()) else "torch"
+        if x.is_cuda:
+            return "triton" if (k <= MAX_TRITON_K and triton_available()) else "torch"
+        if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.shape[-1] <= KDTREE_MAX_DIM:
+            return "kdtree"
+        return "torch"
     if not triton_available():
         raise CanocapsInputError("backend='triton' needs the triton package (pip install triton)")
     if not x.is_cuda and not _interpreting():
@@ -56,12 +65,17 @@ def _elem(x: torch.Tensor) -> int:
 def nn_idx(x: torch.Tensor, y: torch.Tensor, k: int, lengths_x: torch.Tensor | None,
            lengths_y: torch.Tensor | None, backend: str, chunk_bytes: int | None) -> torch.Tensor:
     """Sorted k-NN indices ``(B, N, k)`` int64 (no gradient) with the chosen backend."""
-    if resolve_backend(backend, x, k) == "triton":
+    resolved = resolve_backend(backend, x, k)
+    if resolved == "triton":
         from canocaps.ops._triton_kernels import nn_idx_triton
 
         return nn_idx_triton(x, y, k, lengths_x, lengths_y)
-    if k == 1 and x.shape[1] and y.shape[1] and dense_fits(x.shape[1], y.shape[1], _elem(x), x.device, chunk_bytes):
+    if (k == 1 and backend != "kdtree" and x.shape[1] and y.shape[1]
+            and dense_fits(x.shape[1], y.shape[1], _elem(x), x.device, chunk_bytes)):
+        # small k = 1 problems: one dense score matrix beats building a tree
         return nn1_dense_torch(x, y, lengths_x, lengths_y, both=False, chunk_bytes=chunk_bytes)[0][..., None]
+    if resolved == "kdtree":
+        return nn_idx_kdtree(x, y, k, lengths_x, lengths_y, chunk_bytes=chunk_bytes)
     return nn_idx_torch(x, y, k, lengths_x, lengths_y, chunk_bytes=chunk_bytes)
 
 
@@ -72,7 +86,7 @@ def nn1_pair(x: torch.Tensor, y: torch.Tensor, lengths_x: torch.Tensor | None, l
     (Triton backend, empty clouds, or a matrix over the dense budget)."""
     B, N, _ = x.shape
     M = y.shape[1]
-    if B == 0 or N == 0 or M == 0 or resolve_backend(backend, x, 1) != "torch":
+    if B == 0 or N == 0 or M == 0 or backend == "kdtree" or resolve_backend(backend, x, 1) == "triton":
         return None
     if chunk_bytes is not None and int(chunk_bytes) < 1:
         raise CanocapsInputError(f"chunk_bytes must be a positive number of bytes, got {chunk_bytes}")

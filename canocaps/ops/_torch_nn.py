@@ -28,7 +28,7 @@ import torch
 from canocaps.errors import CanocapsInputError
 from canocaps.ops._common import sqdist
 
-__all__ = ["nn_idx_torch", "nn1_dense_torch", "dense_fits", "DEFAULT_CHUNK_BYTES", "DENSE_BYTES",
+__all__ = ["nn_idx_torch", "nn1_dense_torch", "finish_candidates", "dense_fits", "DEFAULT_CHUNK_BYTES", "DENSE_BYTES",
            "default_chunk_bytes"]
 
 #: Default size of one chunk of the score matrix, per device type. On CPU small
@@ -48,6 +48,14 @@ DENSE_BYTES = {"cpu": 4 * 2**20, "cuda": 256 * 2**20}
 def default_chunk_bytes(device: torch.device) -> int:
     """The default chunk size in bytes for tensors on ``device``."""
     return DEFAULT_CHUNK_BYTES.get(device.type, DEFAULT_CHUNK_BYTES["cuda"])
+
+
+def resolve_chunk_bytes(chunk_bytes: int | None, device: torch.device) -> int:
+    """``chunk_bytes``, or the device's default when None; :class:`CanocapsInputError` when < 1."""
+    chunk_bytes = default_chunk_bytes(device) if chunk_bytes is None else int(chunk_bytes)
+    if chunk_bytes < 1:
+        raise CanocapsInputError(f"chunk_bytes must be a positive number of bytes, got {chunk_bytes}")
+    return chunk_bytes
 
 
 def _matmul_eps(dtype: torch.dtype, device: torch.device) -> float:
@@ -289,9 +297,7 @@ def nn_idx_torch(x: torch.Tensor, y: torch.Tensor, k: int, lengths_x: torch.Tens
     caller applies the padding rule). Peak extra memory is about ``chunk_bytes`` plus
     ``O(B (N + M) D)``.
     """
-    chunk_bytes = default_chunk_bytes(x.device) if chunk_bytes is None else int(chunk_bytes)
-    if chunk_bytes < 1:
-        raise CanocapsInputError(f"chunk_bytes must be a positive number of bytes, got {chunk_bytes}")
+    chunk_bytes = resolve_chunk_bytes(chunk_bytes, x.device)
     B, N, D = x.shape
     M = y.shape[1]
     if B == 0 or N == 0:
@@ -353,6 +359,24 @@ def nn_idx_torch(x: torch.Tensor, y: torch.Tensor, k: int, lengths_x: torch.Tens
                 bad[b0:b1, s:e] = ~((vals[..., k] - vals[..., k - 1] > tol[b0:b1, s:e])
                                     | torch.isinf(vals[..., k - 1]))
             idx[b0:b1, s:e] = cand[..., :k]
+    return finish_candidates(x, y, idx, bad, lengths_x, lengths_y, chunk_bytes)
+
+
+def finish_candidates(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, bad: torch.Tensor,
+                      lengths_x: torch.Tensor | None, lengths_y: torch.Tensor | None,
+                      chunk_bytes: int | None = None) -> torch.Tensor:
+    """Exact, sorted k-NN indices ``(B, N, k)`` from candidate k-sets (shared by the fast paths).
+
+    ``idx`` ``(B, N, k)``: for every row whose ``bad`` ``(B, N)`` is False, a k-set of ``y``
+    that is *certified* to be the brute-force one (any order; a ragged ``y``'s padding slots
+    may hold padded indices, which sort last); rows with ``bad`` True are redone by brute
+    force. The k members are ordered by distances recomputed from coordinate differences in
+    the inputs' dtype (the reference's arithmetic), ties by lowest index.
+    """
+    chunk_bytes = resolve_chunk_bytes(chunk_bytes, x.device)
+    B, N, k = idx.shape
+    M, D = y.shape[1], y.shape[2]
+    my = None if lengths_y is None else torch.arange(M, device=x.device)[None, :] < lengths_y[:, None]
     if k > 1:
         # Order the (certified) k-sets by exact distance, ties by lowest index:
         # stable sort by index, then stable sort by distance.
@@ -365,7 +389,7 @@ def nn_idx_torch(x: torch.Tensor, y: torch.Tensor, k: int, lengths_x: torch.Tens
         order = torch.sort(d, dim=2, stable=True).indices
         idx = torch.gather(idx, 2, order)
     if lengths_x is not None:
-        bad &= torch.arange(N, device=x.device)[None, :] < lengths_x[:, None]
+        bad = bad & (torch.arange(N, device=x.device)[None, :] < lengths_x[:, None])
     if bool(bad.any()):
         bb, nn = bad.nonzero(as_tuple=True)
         idx[bb, nn] = _exact_rows(x.detach()[bb, nn], y.detach(), bb, k, my, chunk_bytes)

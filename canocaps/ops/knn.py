@@ -42,9 +42,12 @@ def knn(x: torch.Tensor, y: torch.Tensor, k: int,
             (ragged batches, padding at the end). None means all points are real.
         return_sorted: accepted for pytorch3d compatibility; results are always
             sorted by increasing distance (ties: lowest index first).
-        backend: ``"auto"`` (Triton kernel for CUDA tensors when triton is installed
-            and ``k <= 32``, else the chunked torch path), ``"torch"`` or ``"triton"``
-            (``k > 32`` falls back to torch with a warning).
+        backend: ``"auto"`` (CUDA: the Triton kernel when triton is installed and
+            ``k <= 32``, else the chunked torch path; CPU float32/float64 with ``D <= 4``:
+            scipy's k-d tree, except ``k = 1`` problems small enough for one dense score
+            matrix; otherwise the chunked torch path), ``"torch"``, ``"triton"`` (``k > 32``
+            falls back to torch with a warning) or ``"kdtree"`` (CPU tensors). Every backend
+            returns the same indices.
         chunk_bytes: torch path only: size of one chunk of the score matrix
             (default :data:`canocaps.ops.DEFAULT_CHUNK_BYTES`: 2 MiB on CPU, 256 MiB
             on CUDA); the full ``N x M`` matrix is never built when larger. Small
