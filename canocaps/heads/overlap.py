@@ -43,22 +43,23 @@ def vote_translation(source: np.ndarray, target: np.ndarray, rotation: np.ndarra
     moved = np.asarray(source, dtype=np.float64) @ np.asarray(rotation, dtype=np.float64).T + start
     target = np.asarray(target, dtype=np.float64)
     bins = max(1, int(np.ceil(2.0 * extent / bin_size)))
-    # Per axis, the (n, m) votes b_j - a_i and their bins (2-D arrays: no (n*m, 3) reductions).
-    votes = [target[None, :, k] - moved[:, None, k] for k in range(3)]
-    cells = [np.floor((v + extent) / bin_size).astype(np.int32) for v in votes]
-    inside = np.ones(votes[0].shape, dtype=bool)
-    for c in cells:
-        inside &= (c >= 0) & (c < bins)
+    # Per axis, the (n, m) bins of the votes b_j - a_i (2-D arrays, no (n*m, 3) reductions; a
+    # negative int32 viewed as uint32 is huge, so one comparison tests both ends of the range).
+    shifted, scaled = (target + extent) / bin_size, moved / bin_size
+    cells = [np.floor(shifted[None, :, k] - scaled[:, None, k]).astype(np.int32) for k in range(3)]
+    inside = (cells[0].view(np.uint32) < bins) & (cells[1].view(np.uint32) < bins) & (cells[2].view(np.uint32) < bins)
     if not inside.any():
         return start.copy()
-    flat = (cells[0][inside] * bins + cells[1][inside]) * bins + cells[2][inside]
-    counts = np.bincount(flat, minlength=bins ** 3).reshape(bins, bins, bins).astype(np.float64)
+    flat = (cells[0] * bins + cells[1]) * bins + cells[2]
+    flat[~inside] = bins ** 3  # one extra bin for the votes outside the cube, dropped
+    counts = np.bincount(flat.ravel(), minlength=bins ** 3 + 1)[:-1].reshape(bins, bins, bins).astype(np.float64)
     smoothed = uniform_filter(counts, size=3, mode="constant")
     peak = np.unravel_index(int(np.argmax(smoothed)), smoothed.shape)
     near = inside
     for c, q in zip(cells, peak):
-        near &= np.abs(c - q) <= 1
-    return start + np.array([v[near].mean() for v in votes])
+        near &= (c - np.int32(q - 1)).view(np.uint32) <= 2  # |c - q| <= 1
+    rows, cols = np.nonzero(near)
+    return start + (target[cols] - moved[rows]).mean(axis=0)
 
 
 def vote_translations(source: np.ndarray, target: np.ndarray, transforms: np.ndarray, bin_size: float,

@@ -100,7 +100,7 @@ def evaluate_reconstruction(model: Any, data: str = "procedural", split: str = "
     for sl in tqdm(batched(len(pts), batch_size), desc="reconstruction", disable=not progress, unit="batch"):
         idx = np.arange(sl.start, sl.stop)
         T = Ts[idx % len(Ts)]
-        x = np.einsum("bij,bnj->bni", T[:, :3, :3], pts[sl]) + T[:, None, :3, 3]
+        x = pts[sl] @ np.swapaxes(T[:, :3, :3], 1, 2) + T[:, None, :3, 3]
         xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
         rec = model.reconstruct(xt)
         canon_in = xt @ rec.R.transpose(-1, -2) + rec.t[:, None]

@@ -516,7 +516,7 @@ def _cheap_scores(src: np.ndarray, target_tree: Any, transforms: Sequence[np.nda
     for all). Ties: lower mean inlier distance first.
     """
     Ts = np.asarray(transforms, dtype=np.float64).reshape(-1, 4, 4)
-    moved = np.einsum("hij,nj->hni", Ts[:, :3, :3], src) + Ts[:, None, :3, 3]  # (H, n, 3)
+    moved = src @ Ts[:, :3, :3].transpose(0, 2, 1) + Ts[:, None, :3, 3]  # (H, n, 3); matmul: einsum here is 15x slower
     d, _ = target_tree.query(moved.reshape(-1, 3), distance_upper_bound=dist)  # one query for all
     d = d.reshape(len(Ts), -1)
     inl = np.isfinite(d)

@@ -75,9 +75,10 @@ class InvariantEncoder(nn.Module):
         inv = point_invariants(points, idx=nn_.idx)
         f = self.stem(inv)  # (B, N, C)
         c = f.shape[-1]
-        nbr = knn_gather(self.edge_nbr(f), nn_.idx)  # (B, N, k, C)
-        e = self.edge_center(f).unsqueeze(2) + nbr + dist.to(f.dtype) * self.edge_dist
-        e = torch.relu(e).amax(dim=2)  # no norm here: a (B, N*k, C) batch norm costs more than the rest
+        nbr = knn_gather(self.edge_nbr(f), nn_.idx) + dist.to(f.dtype) * self.edge_dist  # (B, N, k, C)
+        # max_j relu(W_c f_i + n_ij) = relu(W_c f_i + max_j n_ij): the centre term and the ReLU
+        # act on (B, N, C) only. No norm here: a (B, N*k, C) batch norm costs more than the rest.
+        e = torch.relu(self.edge_center(f) + nbr.amax(dim=2))
         f = f + e
         glob = f.amax(dim=1, keepdim=True).expand(b, n, c)
         return self.mix(torch.cat([f, glob], dim=-1))
