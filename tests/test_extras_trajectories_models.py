@@ -529,3 +529,40 @@ def test_rollout_error_is_the_one_step_error_then_feeds_its_own_predictions_back
     second = model.rollout_error(xg, m, states, 2, starts) - model.rollout_error(xg, m, states, 1, starts)
     (grad,) = torch.autograd.grad(second[1:3].sum(), xg)
     assert float(grad[rows[1:3], starts[1:3] - 2].abs().max()) > 0.0
+
+
+def test_rollout_step_weight_adds_the_step_length_error_of_the_same_unroll(tiny):
+    """``rollout_step_weight`` = s adds ``s * sum (|x_hat_t - x_hat_{t-1}| - |x_t - x_{t-1}|)^2`` per agent
+    along the very unroll whose position error is summed (a per-sequence reference loop); 0 is off."""
+    train, _ = tiny
+    x, m = train.x[:4], train.macro[:4]
+    plain, steps = _rollout_model("macro_vrnn", 3), _rollout_model("macro_vrnn", 3, rollout_step_weight=50.0)
+    steps.load_state_dict(plain.state_dict())
+    plain.eval(), steps.eval()
+    plain.core.keep = []
+    torch.manual_seed(3)
+    with torch.no_grad():
+        plain.loss_terms(x, m)
+    states = [h.detach() for h, _ in plain.core.keep]
+    plain.core.keep = None
+    starts = torch.tensor([1, 3, 4, T_SHORT - 3])
+    with torch.no_grad():
+        pos_only = plain.rollout_error(x, m, states, 3, starts)
+        both = steps.rollout_error(x, m, states, 3, starts)
+    for b, s0 in enumerate(starts.tolist()):
+        h, y, y_prev, pos, length = states[s0 - 1][b:b + 1], x[b:b + 1, s0 - 1], x[b:b + 1, max(s0 - 2, 0)], 0.0, 0.0
+        for t in range(s0, s0 + 3):
+            with torch.no_grad():
+                x_hat, h = steps.core.predict(steps._intent_cond(y, y_prev, m[b:b + 1, t - 1]), h, steps._targets(y))
+            x_hat = x_hat.reshape(1, -1)
+            pos += float(((x_hat - x[b:b + 1, t]) ** 2).sum())
+            step_hat = (x_hat - y).reshape(-1, 2).norm(dim=-1)
+            step_real = (x[b, t] - x[b, t - 1]).reshape(-1, 2).norm(dim=-1)
+            length += float(((step_hat - step_real) ** 2).sum())
+            y_prev, y = y, x_hat
+        assert float(pos_only[b]) == pytest.approx(pos, rel=1e-5)
+        assert float(both[b]) == pytest.approx(pos + 50.0 * length, rel=1e-5)
+        assert length > 0.0
+    assert build_model("macro_vrnn", **steps.hparams()).rollout_step_weight == 50.0
+    with pytest.raises(CanocapsInputError, match="rollout_step_weight"):
+        _rollout_model("macro_vrnn", 2, rollout_step_weight=-1.0)

@@ -43,7 +43,8 @@ class MacroVRNN(VRNNIndep):
                  residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, relative: bool = False, interaction: int = 0,
                  position_grid: int = 0, arena: tuple[float, float, float, float] | list[float] | None = None,
-                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0) -> None:
+                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0,
+                 rollout_step_weight: float = 0.0) -> None:
         if n_macro < 1:
             raise CanocapsInputError(f"n_macro must be >= 1, got {n_macro}")
         self.n_macro = n_macro
@@ -51,13 +52,15 @@ class MacroVRNN(VRNNIndep):
                          min_std=min_std, residual=residual, x_dim=x_dim, max_step=max_step,
                          velocity_scale=velocity_scale, relative=relative, interaction=interaction,
                          position_grid=position_grid, arena=arena, faithful=faithful,
-                         rollout_steps=rollout_steps, rollout_weight=rollout_weight)
+                         rollout_steps=rollout_steps, rollout_weight=rollout_weight,
+                         rollout_step_weight=rollout_step_weight)
         self._hparams = dict(n_agents=n_agents, n_macro=n_macro, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              macro_rnn_dim=macro_rnn_dim, share_weights=share_weights, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
                              relative=relative, interaction=interaction, position_grid=position_grid,
                              arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful),
-                             rollout_steps=rollout_steps, rollout_weight=rollout_weight)
+                             rollout_steps=rollout_steps, rollout_weight=rollout_weight,
+                             rollout_step_weight=rollout_step_weight)
         G = 1 if share_weights else n_agents
         self.core = VRNNCore(G, x_dim, self._cond_dim() + n_macro, z_dim, h_dim, rnn_dim, min_std, max_step,
                              self.faithful)

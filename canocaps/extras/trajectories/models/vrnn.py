@@ -33,7 +33,10 @@ the faithful least-squares term: ``rollout_weight * 0.5 * sum |x_hat - x|^2 / v`
 batch mean of the teacher-forced decoder variance (detached), so with weight 1 an unrolled
 point weighs what one teacher-forced point weighs under least squares. Why: a rule that acts
 weakly per step and matters accumulated over many (the boids' unfriendly repulsion) is nearly
-invisible to one-step teacher forcing (docs/extras_trajectories.md).
+invisible to one-step teacher forcing (docs/extras_trajectories.md). ``rollout_step_weight``
+= s > 0 adds ``s * sum (|x_hat_t - x_hat_{t-1}| - |x_t - x_{t-1}|)^2`` per agent to that sum:
+the error of each unrolled step's *length*, against the shorter steps with which a
+least-squares unroll hedges an uncertain heading (the rollouts otherwise slow down).
 
 ``sampled_kl=True`` replaces the analytic KL by its one-sample estimate
 ``log q(z) - log p(z)`` at the sampled z: then ``nll + kl`` is ``-log w`` of one importance
@@ -132,13 +135,14 @@ class _VRNNBase(TrajectoryModel):
     groups: int
     rollout_steps: int = 0
     rollout_weight: float = 1.0
+    rollout_step_weight: float = 0.0
 
-    def _set_rollout(self, steps: int, weight: float) -> None:
+    def _set_rollout(self, steps: int, weight: float, step_weight: float = 0.0) -> None:
         """Store and check the multi-step training term's options (module doc)."""
-        if int(steps) != steps or steps < 0 or not weight >= 0:
-            raise CanocapsInputError(f"rollout_steps must be an integer >= 0 and rollout_weight >= 0, "
-                                     f"got {steps!r}, {weight!r}")
-        self.rollout_steps, self.rollout_weight = int(steps), float(weight)
+        if int(steps) != steps or steps < 0 or not weight >= 0 or not step_weight >= 0:
+            raise CanocapsInputError(f"rollout_steps must be an integer >= 0 and rollout_weight, "
+                                     f"rollout_step_weight >= 0, got {steps!r}, {weight!r}, {step_weight!r}")
+        self.rollout_steps, self.rollout_weight, self.rollout_step_weight = int(steps), float(weight), float(step_weight)
 
     def _step_cond(self, y: Tensor, y_prev: Tensor, m: Tensor | None) -> Tensor:
         """The conditioning of the step from ``y = x_{t-1}`` (``m``: intents ``(B, A)``, macro model only)."""
@@ -146,7 +150,8 @@ class _VRNNBase(TrajectoryModel):
 
     def rollout_error(self, x: Tensor, macro: Tensor | None, states: list[Tensor], steps: int,
                       starts: Tensor | None = None) -> Tensor:
-        """Squared position error ``(B,)`` of an unroll on the model's means (module doc).
+        """Squared position error ``(B,)`` of an unroll on the model's means (module doc), plus
+        ``rollout_step_weight`` times the squared error of each agent's step lengths.
 
         ``states[t - 1]`` ``(B, G, r)`` is the teacher-forced recurrent state before frame t is
         predicted (what ``VRNNCore.keep`` collects); ``starts`` ``(B,)`` the first predicted frame
@@ -166,8 +171,16 @@ class _VRNNBase(TrajectoryModel):
             cond = self._step_cond(y, y_prev, None if macro is None else macro[rows, t - 1])
             x_hat, h = self.core.predict(cond, h, self._offset(y))
             err = err + ((x_hat - self._targets(x[rows, t])) ** 2).sum((1, 2))
+            if self.rollout_step_weight:
+                step_hat = self._step_lengths(x_hat.reshape(B, D), y)
+                err = err + self.rollout_step_weight * ((step_hat - self._step_lengths(x[rows, t], x[rows, t - 1])) ** 2).sum(1)
             y_prev, y = y, x_hat.reshape(B, D)
         return err
+
+    def _step_lengths(self, y: Tensor, y_prev: Tensor) -> Tensor:
+        """Length ``(B, A)`` of each agent's step from joint state ``y_prev`` to ``y`` (``(B, D)`` each)."""
+        step = (y - y_prev).reshape(y.shape[0], -1, self.x_dim)
+        return (step ** 2).sum(-1).clamp_min(1e-12).sqrt()
 
     def training_terms(self, x: Tensor, macro: Tensor | None = None) -> dict[str, Tensor]:
         """:meth:`loss_terms` plus, with ``rollout_steps`` > 0, ``"bound"`` (the unchanged
@@ -246,13 +259,14 @@ class VRNNSingle(_VRNNBase):
     def __init__(self, n_agents: int, z_dim: int = 8, h_dim: int = 64, rnn_dim: int = 64,
                  min_std: float = 1e-3, residual: bool = True, x_dim: int = 2, max_step: float | None = None,
                  velocity_scale: float = 0.0, faithful: bool = False, rollout_steps: int = 0,
-                 rollout_weight: float = 1.0) -> None:
+                 rollout_weight: float = 1.0, rollout_step_weight: float = 0.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim, min_std=min_std,
                              residual=residual, x_dim=x_dim, max_step=max_step, velocity_scale=velocity_scale,
-                             faithful=bool(faithful), rollout_steps=rollout_steps, rollout_weight=rollout_weight)
+                             faithful=bool(faithful), rollout_steps=rollout_steps, rollout_weight=rollout_weight,
+                             rollout_step_weight=rollout_step_weight)
         self._set_motion(residual, max_step, velocity_scale)
-        self._set_rollout(rollout_steps, rollout_weight)
+        self._set_rollout(rollout_steps, rollout_weight, rollout_step_weight)
         D = self.state_dim
         self.core = VRNNCore(1, D, self._motion_dim(), z_dim, h_dim, rnn_dim, min_std, max_step, faithful)
 
@@ -280,7 +294,7 @@ class VRNNIndep(_VRNNBase):
     (:class:`~.common.GridEncoding`): what the arena's walls and its pull back to the centre
     depend on, in a form the per-agent networks learn from the few frames near the border.
     ``faithful`` (see the module doc) fits the decoder mean by least squares; ``rollout_steps`` /
-    ``rollout_weight`` add the multi-step training term (module doc).
+    ``rollout_weight`` / ``rollout_step_weight`` add the multi-step training term (module doc).
     """
 
     name = "vrnn_indep"
@@ -290,15 +304,17 @@ class VRNNIndep(_VRNNBase):
                  x_dim: int = 2, max_step: float | None = None, velocity_scale: float = 0.0,
                  relative: bool = False, interaction: int = 0, position_grid: int = 0,
                  arena: tuple[float, float, float, float] | list[float] | None = None,
-                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0) -> None:
+                 faithful: bool = False, rollout_steps: int = 0, rollout_weight: float = 1.0,
+                 rollout_step_weight: float = 0.0) -> None:
         super().__init__(n_agents, x_dim)
         self._hparams = dict(n_agents=n_agents, z_dim=z_dim, h_dim=h_dim, rnn_dim=rnn_dim,
                              share_weights=share_weights, min_std=min_std, residual=residual, x_dim=x_dim,
                              max_step=max_step, velocity_scale=velocity_scale, relative=relative,
                              interaction=interaction, position_grid=position_grid,
                              arena=None if arena is None else [float(a) for a in arena], faithful=bool(faithful),
-                             rollout_steps=rollout_steps, rollout_weight=rollout_weight)
-        self._set_rollout(rollout_steps, rollout_weight)
+                             rollout_steps=rollout_steps, rollout_weight=rollout_weight,
+                             rollout_step_weight=rollout_step_weight)
+        self._set_rollout(rollout_steps, rollout_weight, rollout_step_weight)
         if interaction < 0 or (interaction and not relative):
             raise CanocapsInputError(f"interaction must be >= 0 and needs relative=true, got {interaction!r}")
         if position_grid and (position_grid < 2 or x_dim != 2 or arena is None or len(arena) != 4
