@@ -452,6 +452,17 @@ def _rollout_model(name: str, steps: int, weight: float = 1.0, **extra):
                        rollout_steps=steps, rollout_weight=weight, **extra)
 
 
+def _teacher_forced_states(model, x, m, seed: int) -> list:
+    """The recurrent states ``states[t - 1]`` before each frame t of a teacher-forced pass (seeded)."""
+    model.core.keep = []
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        model.loss_terms(x, m)
+    states = [h.detach() for h, _ in model.core.keep]
+    model.core.keep = None
+    return states
+
+
 @pytest.mark.parametrize("name", ["vrnn_indep", "macro_vrnn"])
 def test_rollout_term_is_added_to_training_only_and_its_gradient_reaches_the_decoder(tiny, name):
     """``rollout_steps=0``: the training loss is the plain bound. H > 0: the bound is unchanged
@@ -496,12 +507,7 @@ def test_rollout_error_is_the_one_step_error_then_feeds_its_own_predictions_back
     train, _ = tiny
     model = _rollout_model("macro_vrnn", 2).eval()
     x, m = train.x[:4], train.macro[:4]
-    model.core.keep = []
-    torch.manual_seed(2)
-    with torch.no_grad():
-        model.loss_terms(x, m)
-    states = [h.detach() for h, _ in model.core.keep]
-    model.core.keep = None
+    states = _teacher_forced_states(model, x, m, seed=2)
     starts = torch.tensor([1, 2, 5, T_SHORT - 2])
     torch.manual_seed(2)  # the same posterior samples, hence the same recurrent states
     pred = one_step_predictions(model, x, m).reshape(4, T_SHORT - 1, 16)
@@ -539,12 +545,7 @@ def test_rollout_step_weight_adds_the_step_length_error_of_the_same_unroll(tiny)
     plain, steps = _rollout_model("macro_vrnn", 3), _rollout_model("macro_vrnn", 3, rollout_step_weight=50.0)
     steps.load_state_dict(plain.state_dict())
     plain.eval(), steps.eval()
-    plain.core.keep = []
-    torch.manual_seed(3)
-    with torch.no_grad():
-        plain.loss_terms(x, m)
-    states = [h.detach() for h, _ in plain.core.keep]
-    plain.core.keep = None
+    states = _teacher_forced_states(plain, x, m, seed=3)
     starts = torch.tensor([1, 3, 4, T_SHORT - 3])
     with torch.no_grad():
         pos_only = plain.rollout_error(x, m, states, 3, starts)
