@@ -12,7 +12,7 @@ import torch
 
 from canocaps.errors import CanocapsInputError
 from canocaps.ops._kdtree_nn import KDTREE_MAX_DIM, nn_idx_kdtree
-from canocaps.ops._torch_nn import dense_fits, nn1_dense_torch, nn_idx_torch
+from canocaps.ops._torch_nn import dense_fits, nn1_dense_torch, nn_idx_torch, resolve_chunk_bytes
 
 __all__ = ["BACKENDS", "MAX_TRITON_K", "triton_available", "nn_idx", "nn1_pair"]
 
@@ -88,8 +88,8 @@ def nn1_pair(x: torch.Tensor, y: torch.Tensor, lengths_x: torch.Tensor | None, l
     M = y.shape[1]
     if B == 0 or N == 0 or M == 0 or backend == "kdtree" or resolve_backend(backend, x, 1) == "triton":
         return None
-    if chunk_bytes is not None and int(chunk_bytes) < 1:
-        raise CanocapsInputError(f"chunk_bytes must be a positive number of bytes, got {chunk_bytes}")
+    if chunk_bytes is not None:
+        resolve_chunk_bytes(chunk_bytes, x.device)  # validates it
     if not dense_fits(N, M, _elem(x), x.device, chunk_bytes):
         return None
     return nn1_dense_torch(x, y, lengths_x, lengths_y, both=True, chunk_bytes=chunk_bytes)

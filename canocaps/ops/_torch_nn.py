@@ -28,7 +28,7 @@ import torch
 from canocaps.errors import CanocapsInputError
 from canocaps.ops._common import sqdist
 
-__all__ = ["nn_idx_torch", "nn1_dense_torch", "finish_candidates", "dense_fits", "DEFAULT_CHUNK_BYTES", "DENSE_BYTES",
+__all__ = ["nn_idx_torch", "nn1_dense_torch", "finish_candidates", "resolve_chunk_bytes", "dense_fits", "DEFAULT_CHUNK_BYTES", "DENSE_BYTES",
            "default_chunk_bytes"]
 
 #: Default size of one chunk of the score matrix, per device type. On CPU small
