@@ -1,0 +1,72 @@
+"""tools/study_registration_budget.py: the schedule replay, one real pair end to end, one-line errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def budget():
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import study_registration_budget as module
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    return module
+
+
+def _entry(fit, core, score, fcore, fscore, ok, short_s=0.01, full_s=0.1):
+    return dict(fit=fit, core=core, score=score, fcore=fcore, fscore=fscore, ok=ok, short_s=short_s, full_s=full_s)
+
+
+def test_replay_ranks_as_register_and_counts_the_calls_it_makes(budget):
+    v = (512, 10)
+    rec = {  # screened r0, r1; shifted s0, s1
+        "r0": {v: _entry(0.5, 0.30, 0.4, 0.30, 0.4, False)},
+        "r1": {v: _entry(0.6, 0.20, 0.5, 0.20, 0.5, False)},
+        "s0": {v: _entry(0.4, 0.10, 0.3, 0.05, 0.3, True)},
+        "s1": {v: _entry(0.4, 0.15, 0.3, 0.15, 0.3, False)},
+    }
+    pair = {"R": ["r0", "r1"], "S": ["s0", "s1"], "rec": rec, "vote_s": 0.05}
+    # low overlap (best short fitness 0.6 < 0.85): the shifted ones run, ranked by core distance
+    ok, seconds = budget._replay(pair, v, a=2, b=2, k=1)
+    assert ok and seconds == pytest.approx(4 * 0.01 + 0.1 + 0.05)
+    ok, seconds = budget._replay(pair, v, a=2, b=1, k=2)  # s0 and r1 refined, s0 fits best
+    assert ok and seconds == pytest.approx(3 * 0.01 + 2 * 0.1 + 0.05)
+    ok, _ = budget._replay(pair, v, a=2, b=0, k=2)  # without the shifted ones nothing is right
+    assert not ok
+    # full overlap: no vote, ranked by the robust score (higher is better)
+    for name, fit in (("r0", 0.95), ("r1", 0.9)):
+        rec[name][v]["fit"] = fit
+    rec["r0"][v].update(score=0.9, fscore=0.9, ok=True)
+    ok, seconds = budget._replay(pair, v, a=2, b=2, k=1)
+    assert ok and seconds == pytest.approx(2 * 0.01 + 0.1)
+
+
+def run_tool(*args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "tools/study_registration_budget.py", *args], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=REPO)
+
+
+def test_budget_study_on_one_real_pair_table_json_and_errors(tmp_path):
+    out = tmp_path / "budget.json"
+    proc = run_tool("--limit", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "register today" in proc.stdout
+    res = json.loads(out.read_text())["results"]["partial"]
+    assert res["pairs"] == 1 and res["current"]["current"]
+    assert res["current"]["variant"] == [2048, 10] and res["current"]["model_ms"] > 0
+    times = [r["model_ms"] for r in res["frontier"]]
+    assert times == sorted(times)
+    again = run_tool("--limit", "1", "--json", str(out))
+    assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "exists" in again.stderr
+    bad = run_tool("--weights", str(tmp_path / "missing.pt"))
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""How much ICP `canocaps.register` needs on partial views: recall against time, the validation study.
+
+On partial pairs most of ``register``'s time goes to short ICPs: 8 screened hypotheses, then
+(the clouds overlapping in part) 8 frame rotations with voted translations (``shift_search``),
+then 3 full refinements. This study asks whether a cheaper schedule keeps the recall.
+
+For each real-mesh *validation* pair it builds ``register``'s hypotheses, keeps the 16 best by
+the cheap score (``R``, pairwise >= 30 deg apart) and, for clouds dense enough for the vote,
+the 16 best shifted ones (``S``); every one of them gets each short-ICP variant
+``(points of A, iterations per stage)`` followed by the full ICP, all measured on the
+refinement's points, each call timed. It then replays the schedule
+``a`` of ``R`` + (when the best short fitness is below 0.85) ``b`` of ``S``, ranked as
+``register`` ranks them, the best ``K`` refined, over a grid of ``(variant, a, b, K)``, and
+prints the schedules on the recall / time frontier. Time is the median over pairs of the
+measured calls a schedule makes: its short ICPs (each with its measurement), its ``K`` full
+ICPs and the translation vote when it runs; the network, the cheap score and the normals
+(about 70 ms a pair) are the same for every schedule and left out.
+``register`` today is variant ``(2048, 10)``, ``a = b = 8``, ``K = 3``.
+
+    python tools/study_registration_budget.py --json budget.json
+    python tools/study_registration_budget.py --limit 40 --conditions partial,clean
+
+Run it on a quiet machine (the times are the point); recall is RRE < 5 deg and RTE < 0.05.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+VARIANTS = ((512, 5), (512, 10), (2048, 5), (2048, 10))
+CURRENT = ((2048, 10), 8, 8, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="realmesh")
+    p.add_argument("--split", default="val", help="tune on val (default); never on test")
+    p.add_argument("--conditions", default="partial")
+    p.add_argument("--limit", type=int, default=None, help="pairs per condition (spread over the split)")
+    p.add_argument("--num-points", type=int, default=2048)
+    p.add_argument("--weights", default=None)
+    p.add_argument("--json", metavar="PATH")
+    p.add_argument("--force", action="store_true")
+    args = p.parse_args(argv)
+
+    from _cli import guarded
+
+    return guarded("study_registration_budget", lambda: _run(args))
+
+
+def _timed(f: Any, *a: Any) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = f(*a)
+    return out, time.perf_counter() - t
+
+
+def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
+    """Every variant's short ICP and the full ICP after it, for ``R`` and ``S`` of one pair."""
+    from canocaps.heads import icp as _icp
+    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, HYPOTHESES, SHIFT_MIN_DENSITY,
+                                             _attainable_fitness, _diverse_first, _ranked, initial_alignments,
+                                             registration_errors, shifted_alignments)
+    from canocaps.io import subsample, unit_sphere
+
+    pa, pb = pair.a.astype(np.float64), pair.b.astype(np.float64)
+    _, rb = unit_sphere(pb)
+    dist = DEFAULT_DISTANCE_FACTOR * rb
+    cands = initial_alignments(model, pa, pb, HYPOTHESES)
+    src, tgt = _icp.to_pcd(subsample(pa, 4096, 2)), _icp.to_pcd(subsample(pb, 4096, 3))
+    _icp.estimate_normals(tgt)
+    src_points, tree = np.asarray(src.points), _icp.NearestNeighbors(np.asarray(tgt.points))
+    screen = subsample(pa, 256, 4)
+    ranked = _ranked(screen, tree, cands, 3.0 * dist)
+    hyps_r = _diverse_first(ranked, 16, 30.0)
+    hyps_s: list[tuple[str, np.ndarray]] = []
+    vote_s = 0.0
+    dense = _attainable_fitness(tree, dist) >= SHIFT_MIN_DENSITY
+    if dense:
+        frames = [c for c in ranked if not c[0].startswith("capsule")]
+        shifted, vote_s = _timed(shifted_alignments, screen, subsample(pb, 256, 5), frames, dist)
+        hyps_s = _diverse_first(_ranked(screen, tree, shifted, 3.0 * dist), 16, 30.0)
+    few = {n: _icp.to_pcd(subsample(pa, n, 6)) if n < len(src_points) else src for n, _ in VARIANTS}
+    rec: dict[str, Any] = {}
+    for name, T0 in hyps_r + hyps_s:
+        rec[name] = {}
+        for n, it in VARIANTS:
+            T, dt = _timed(_icp.icp_transform, few[n], tgt, T0, dist, "point_to_plane", it)
+            short, dm = _timed(_icp.measure, src_points, tree, T, dist)
+            Tf, df = _timed(_icp.icp_transform, src, tgt, T, dist, "point_to_plane", 50)
+            full, dn = _timed(_icp.measure, src_points, tree, Tf, dist)
+            e = registration_errors(Tf, pair.T_gt, pair.a)
+            rec[name][(n, it)] = dict(fit=short.fitness, score=short.score, core=short.core_distance / dist,
+                                      fscore=full.score, fcore=full.core_distance / dist,
+                                      ok=bool(e["rre_deg"] < 5.0 and e["rte"] < 0.05),
+                                      short_s=dt + dm, full_s=df + dn)
+    return {"R": [n for n, _ in hyps_r], "S": [n for n, _ in hyps_s], "rec": rec, "vote_s": vote_s}
+
+
+def _replay(pair: dict[str, Any], variant: tuple[int, int], a: int, b: int, k: int,
+            threshold: float = 0.85) -> tuple[bool, float]:
+    """``register``'s choice under one schedule: (right, seconds its ICPs, measurements and vote took)."""
+    rec = pair["rec"]
+    pool = pair["R"][:a]
+    low = max(rec[n][variant]["fit"] for n in pool) < threshold
+    shifted = low and bool(pair["S"])
+    if shifted:
+        pool = pool + pair["S"][:b]
+
+    def rank(n: str, full: bool = False) -> float:
+        r = rec[n][variant]
+        return round(r["fcore" if full else "core"], 4) if low else -round(r["fscore" if full else "score"], 4)
+
+    top = sorted(pool, key=rank)[:k]
+    seconds = sum(rec[n][variant]["short_s"] for n in pool) + sum(rec[n][variant]["full_s"] for n in top)
+    return rec[min(top, key=lambda n: rank(n, True))][variant]["ok"], seconds + (pair["vote_s"] if shifted else 0.0)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    from tqdm.auto import tqdm
+
+    from canocaps._files import atomic_write_text, check_outputs
+    from canocaps.commands._common import format_table
+    from canocaps.heads.registration import make_test_pairs
+    from canocaps.pretrained import load_pretrained, resolve_weights
+
+    check_outputs(args.force, args.json)
+    model = load_pretrained(resolve_weights(args.weights))
+    results: dict[str, Any] = {}
+    table: list[list[Any]] = []
+    for cond in (c.strip() for c in args.conditions.split(",") if c.strip()):
+        pairs = make_test_pairs(args.data, args.split, args.num_points, args.limit, condition=cond)
+        per_pair = [_outcomes(p, model) for p in tqdm(pairs, desc=cond, unit="pair")]
+        rows = []
+        for variant, a, b, k in itertools.product(VARIANTS, (4, 8, 12, 16), (4, 8, 12, 16), (1, 2, 3, 4)):
+            outs = [_replay(pp, variant, a, b, k) for pp in per_pair]
+            ms = [1e3 * s for _, s in outs]
+            rows.append({"variant": list(variant), "a": a, "b": b, "K": k, "recall": float(np.mean([o for o, _ in outs])),
+                         "model_ms": float(np.median(ms)), "current": (variant, a, b, k) == CURRENT})
+        frontier, best = [], -1.0
+        for r in sorted(rows, key=lambda r: (r["model_ms"], -r["recall"])):
+            if r["recall"] > best or r["current"]:
+                best = max(best, r["recall"])
+                frontier.append(r)
+        current = next(r for r in rows if r["current"])
+        results[cond] = {"pairs": len(pairs), "current": current, "frontier": frontier}
+        for r in frontier:
+            table.append([cond, "{}x{}".format(*r["variant"]), r["a"], r["b"], r["K"], r["recall"], r["model_ms"],
+                          "register today" if r["current"] else ""])
+    print(format_table(["condition", "short ICP (points x iterations)", "a", "b", "K", "recall", "ICP + vote ms",
+                        ""], table))
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"args": vars(args), "results": results}, indent=2) + "\n",
+                          force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
