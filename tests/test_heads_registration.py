@@ -468,7 +468,9 @@ def test_partial_views_switch_to_the_core_distance_ranking(pair):
     res = pca_register(a, half)
     assert res.low_overlap and res.fitness < 0.85
     core = [c.core_distance for c in res.candidates]
-    assert all(x <= y + 1e-4 * res.max_correspondence_distance for x, y in zip(core, core[1:]))
+    # round one refines its best only: the rest follow it by core distance, and it fits as tightly as any
+    assert all(x <= y + 1e-4 * res.max_correspondence_distance for x, y in zip(core[1:], core[2:]))
+    assert core[0] <= min(core) + 0.01 * res.max_correspondence_distance
     off = pca_register(a, half, overlap_threshold=0.0)
     assert not off.low_overlap
     score = [c.score for c in off.candidates]
@@ -508,13 +510,59 @@ def test_partial_views_search_the_translation(pair):
     a_part = a[a[:, 0] < np.quantile(a[:, 0], 0.6)]
     bl = (b - T[:3, 3]) @ T[:3, :3]  # B back in A's frame, to crop it along A's axes
     b_part = b[bl[:, 1] > np.quantile(bl[:, 1], 0.4)]
-    on = pca_register(a_part, b_part)
+    on = pca_register(a_part, b_part, partial_icp_points=0)  # every short ICP on all points
     off = pca_register(a_part, b_part, shift_search=False)
     assert on.low_overlap and off.low_overlap
     assert any(c.name.endswith("+shift") for c in on.candidates)
     assert not any(c.name.endswith("+shift") for c in off.candidates)
     e_on = registration_errors(on.transformation, T, a_part)
     assert e_on["rre_deg"] < 2.0 and e_on["rte"] < 0.02 and on.hypothesis.endswith("+shift")
+    default = registration_errors(pca_register(a_part, b_part).transformation, T, a_part)
+    assert default["rre_deg"] < 2.0 and default["rte"] < 0.02
     # without the search, the centred frames' translation leaves this pair misaligned
     assert registration_errors(off.transformation, T, a_part)["rre_deg"] > 5.0
     assert on.candidates[0].core_distance < off.candidates[0].core_distance
+
+
+def test_partial_views_register_in_two_rounds(pair, monkeypatch):
+    from canocaps.heads import icp as icp_module
+
+    a, b, T = pair
+    a_part = a[a[:, 0] < np.quantile(a[:, 0], 0.6)]
+    bl = (b - T[:3, 3]) @ T[:3, :3]
+    b_part = b[bl[:, 1] > np.quantile(bl[:, 1], 0.4)]
+    calls: list[tuple[int, int]] = []  # (points of A moved, iterations) of every ICP
+    real_icp = icp_module.icp_transform
+
+    def counting(source, *args, **kwargs):
+        calls.append((len(source.points), args[4] if len(args) > 4 else kwargs["max_iteration"]))
+        return real_icp(source, *args, **kwargs)
+
+    monkeypatch.setattr(icp_module, "icp_transform", counting)
+    runs = {}
+    for name, accept in (("one", np.inf), ("two", 0.0)):  # round one always / never enough
+        calls.clear()
+        res = pca_register(a_part, b_part, partial_accept=accept, partial_first=4, partial_icp_points=100,
+                           screen_top=8, partial_top=16, partial_refine_top=4)
+        runs[name] = (res, list(calls))
+    (one, one_calls), (two, two_calls) = runs["one"], runs["two"]
+    assert one.low_overlap and two.low_overlap
+    # round one: 4 screened hypotheses and 8 shifted ones, short ICPs on 100 points, one refinement
+    plain = [c.name for c in one.candidates if not c.name.endswith("+shift")]
+    assert len(plain) == 4 and len(one.candidates) == 12
+    assert [n for n, _ in one_calls].count(100) == 12 and [it for _, it in one_calls].count(50) == 1
+    # round two: down to 16 of each ranking (as many as there are), four refinements
+    assert len(two.candidates) > len(one.candidates) and [it for _, it in two_calls].count(50) == 4
+    assert {c.name for c in one.candidates} <= {c.name for c in two.candidates}
+    for res in (one, two):
+        e = registration_errors(res.transformation, T, a_part)
+        assert e["rre_deg"] < 2.0 and e["rte"] < 0.02
+    # whole views: 4 on 100 points say so, then one round, every screened hypothesis on all points
+    calls.clear()
+    full = pca_register(a, b, partial_icp_points=100, screen_top=8, refine_top=3)
+    assert not full.low_overlap and len(full.candidates) == 8
+    assert not any(c.name.endswith("+shift") for c in full.candidates)
+    assert calls.count((100, 10)) == 4 and calls.count((len(a), 10)) == 8 and calls.count((len(a), 50)) == 3
+    # the same transform as the single round alone (no decision on few points)
+    alone = pca_register(a, b, shift_search=False, screen_top=8, refine_top=3)
+    np.testing.assert_allclose(full.transformation, alone.transformation)

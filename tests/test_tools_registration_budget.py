@@ -50,6 +50,33 @@ def test_replay_ranks_as_register_and_counts_the_calls_it_makes(budget):
     assert ok and seconds == pytest.approx(2 * 0.01 + 0.1)
 
 
+
+def test_rounds_replay_stops_after_round_one_only_when_its_best_fits_tightly(budget):
+    whole, part = (2048, 10), (512, 10)
+
+    def entry(fit, core, fcore, ok, short_s):
+        e = _entry(fit, core, 0.5, fcore, 0.5, ok, short_s=short_s, full_s=0.1)
+        return {whole: e, part: dict(e, short_s=short_s / 4)}
+
+    rec = {  # screened r0..r2, shifted s0..s2; only r2 (third screened) ends up right
+        "r0": entry(0.5, 0.30, 0.30, False, 0.01), "r1": entry(0.6, 0.25, 0.25, False, 0.01),
+        "r2": entry(0.5, 0.20, 0.05, True, 0.01),
+        "s0": entry(0.4, 0.22, 0.22, False, 0.01), "s1": entry(0.4, 0.26, 0.26, False, 0.01),
+        "s2": entry(0.4, 0.28, 0.28, False, 0.01),
+    }
+    pair = {"R": ["r0", "r1", "r2"], "S": ["s0", "s1", "s2"], "rec": rec, "vote_s": 0.05}
+    # round one: r0, r1, s0, s1 on 512 points; s0 refined (core 0.22 >= 0.2): round two adds r2, s2
+    ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2)
+    assert ok
+    assert seconds == pytest.approx(4 * 0.0025 + 0.05 + 0.1 + 2 * 0.0025 + 0.1)
+    # a looser acceptance ends after round one, with s0
+    ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.25, top=3, k2=2)
+    assert not ok and seconds == pytest.approx(4 * 0.0025 + 0.05 + 0.1)
+    # whole views (fitness >= 0.85 among the first): then one round on all points, no vote
+    rec["r0"][part]["fit"] = 0.95
+    ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=3, refine_top=1)
+    assert seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.1)
+
 def run_tool(*args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "tools/study_registration_budget.py", *args], capture_output=True,
@@ -60,8 +87,10 @@ def test_budget_study_on_one_real_pair_table_json_and_errors(tmp_path):
     out = tmp_path / "budget.json"
     proc = run_tool("--limit", "1", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "register today" in proc.stdout
+    assert "register today" in proc.stdout and "one round" in proc.stdout
     res = json.loads(out.read_text())["results"]["partial"]
+    assert res["rounds_default"]["default"] and 0.0 <= res["rounds_default"]["recall"] <= 1.0
+    assert [r["model_ms"] for r in res["rounds_frontier"]] == sorted(r["model_ms"] for r in res["rounds_frontier"])
     assert res["pairs"] == 1 and res["current"]["current"]
     assert res["current"]["variant"] == [2048, 10] and res["current"]["model_ms"] > 0
     times = [r["model_ms"] for r in res["frontier"]]

@@ -16,7 +16,17 @@ prints the schedules on the recall / time frontier. Time is the median over pair
 measured calls a schedule makes: its short ICPs (each with its measurement), its ``K`` full
 ICPs and the translation vote when it runs; the network, the cheap score and the normals
 (about 70 ms a pair) are the same for every schedule and left out.
-``register`` today is variant ``(2048, 10)``, ``a = b = 8``, ``K = 3``.
+Until session 11 ``register`` ran one round: variant ``(2048, 10)``, ``a = b = 8``, ``K = 3``.
+
+The second table replays the two-round schedule ``register`` now uses on partial views
+(``canocaps.heads.registration.PARTIAL_FIRST`` and the constants after it): short ICPs on 512
+points (512 x 10) of the ``first`` screened hypotheses decide whether the clouds overlap in part
+only; if they do, the vote runs, the ``b`` best shifted ones get short ICPs (512 x 10), and the
+best of all is refined. That ends it when its core distance is below ``accept`` inlier
+distances; otherwise both rankings down to ``top`` get short ICPs (512 x 10) and the best ``K2``
+of all are refined. Clouds too sparse for the vote, or overlapping in full, get the single
+round of ``screen_top = 8`` short ICPs on all points (2048 x 10), ``refine_top = 3`` (after the
+decision's ICPs, when there was one).
 
     python tools/study_registration_budget.py --json budget.json
     python tools/study_registration_budget.py --limit 40 --conditions partial,clean
@@ -26,6 +36,7 @@ Run it on a quiet machine (the times are the point); recall is RRE < 5 deg and R
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import sys
 import time
@@ -34,7 +45,8 @@ from typing import Any
 import numpy as np
 
 VARIANTS = ((512, 5), (512, 10), (2048, 5), (2048, 10))
-CURRENT = ((2048, 10), 8, 8, 3)
+CURRENT = ((2048, 10), 8, 8, 3)  # the single round register ran until session 11
+ACCEPTS = (0.14, 0.16, 0.18, 0.2, 0.22, float("inf"))  # inf: round one always ends it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +133,51 @@ def _replay(pair: dict[str, Any], variant: tuple[int, int], a: int, b: int, k: i
     return rec[min(top, key=lambda n: rank(n, True))][variant]["ok"], seconds + (pair["vote_s"] if shifted else 0.0)
 
 
+def _replay_rounds(pair: dict[str, Any], first: int, b: int, accept: float, top: int, k2: int,
+                   threshold: float = 0.85, screen_top: int = 8, refine_top: int = 3) -> tuple[bool, float]:
+    """``register``'s choice under the two-round schedule: (right, seconds its ICPs, measurements and vote took)."""
+    rec, R, S = pair["rec"], pair["R"], pair["S"]
+    whole, part = (2048, 10), (512, 10)
+    variant: dict[str, tuple[int, int]] = {}
+    refined: list[str] = []
+    seconds = 0.0
+
+    def short(names: list[str], v: tuple[int, int]) -> None:
+        nonlocal seconds
+        for n in names:
+            if n not in variant:
+                variant[n] = v
+                seconds += rec[n][v]["short_s"]
+
+    def rank(n: str, low: bool, full: bool = False) -> float:
+        r = rec[n][variant[n]]
+        return round(r["fcore" if full else "core"], 4) if low else -round(r["fscore" if full else "score"], 4)
+
+    def refine(k: int, low: bool) -> str:
+        nonlocal seconds
+        for n in [n for n in sorted(variant, key=lambda n: rank(n, low)) if n not in refined][:max(0, k - len(refined))]:
+            refined.append(n)
+            seconds += rec[n][variant[n]]["full_s"]
+        return min(refined, key=lambda n: rank(n, low, True))
+
+    dense = bool(S)  # the study builds shifted hypotheses only where the vote may run
+    short(R[:first if dense else screen_top], part if dense else whole)
+    low = max(rec[n][variant[n]]["fit"] for n in variant) < threshold
+    if not (dense and low):  # one round, on all points
+        variant.clear()
+        short(R[:screen_top], whole)
+        low = max(rec[n][whole]["fit"] for n in variant) < threshold
+        best = refine(refine_top, low)
+        return rec[best][variant[best]]["ok"], seconds
+    seconds += pair["vote_s"]
+    short(S[:b], part)
+    best = refine(1, True)
+    if rec[best][variant[best]]["fcore"] >= accept:
+        short(R[:top] + S[:top], part)
+        best = refine(k2, True)
+    return rec[best][variant[best]]["ok"], seconds
+
+
 def _run(args: argparse.Namespace) -> int:
     import json
     from tqdm.auto import tqdm
@@ -132,8 +189,11 @@ def _run(args: argparse.Namespace) -> int:
 
     check_outputs(args.force, args.json)
     model = load_pretrained(resolve_weights(args.weights))
+    from canocaps.heads import registration as reg
+
     results: dict[str, Any] = {}
     table: list[list[Any]] = []
+    rounds_table: list[list[Any]] = []
     for cond in (c.strip() for c in args.conditions.split(",") if c.strip()):
         pairs = make_test_pairs(args.data, args.split, args.num_points, args.limit, condition=cond)
         per_pair = [_outcomes(p, model) for p in tqdm(pairs, desc=cond, unit="pair")]
@@ -152,9 +212,31 @@ def _run(args: argparse.Namespace) -> int:
         results[cond] = {"pairs": len(pairs), "current": current, "frontier": frontier}
         for r in frontier:
             table.append([cond, "{}x{}".format(*r["variant"]), r["a"], r["b"], r["K"], r["recall"], r["model_ms"],
-                          "register today" if r["current"] else ""])
+                          "one round (until session 11)" if r["current"] else ""])
+        screen_top = inspect.signature(reg.register).parameters["screen_top"].default
+        default = (reg.PARTIAL_FIRST, screen_top, reg.PARTIAL_ACCEPT, reg.PARTIAL_TOP, reg.PARTIAL_REFINE_TOP)
+        rounds = []
+        for first, b, accept, top, k2 in itertools.product((4, 8), (8, 12), ACCEPTS, (8, 12, 16), (3, 4)):
+            outs = [_replay_rounds(pp, first, b, accept, top, k2) for pp in per_pair]
+            rounds.append({"first": first, "b": b, "accept": accept, "top": top, "K2": k2,
+                           "recall": float(np.mean([o for o, _ in outs])),
+                           "model_ms": float(np.median([1e3 * s for _, s in outs])),
+                           "default": (first, b, accept, top, k2) == default})
+        frontier, best = [], -1.0
+        for r in sorted(rounds, key=lambda r: (r["model_ms"], -r["recall"])):
+            if r["recall"] > best or r["default"]:
+                best = max(best, r["recall"])
+                frontier.append(r)
+        results[cond]["rounds_default"] = next(r for r in rounds if r["default"])
+        results[cond]["rounds_frontier"] = frontier
+        for r in frontier:
+            rounds_table.append([cond, r["first"], r["b"], r["accept"], r["top"], r["K2"], r["recall"], r["model_ms"],
+                                 "register today" if r["default"] else ""])
+    print("One round (register until session 11 on every pair):")
     print(format_table(["condition", "short ICP (points x iterations)", "a", "b", "K", "recall", "ICP + vote ms",
                         ""], table))
+    print("\nTwo rounds on partial views (register today):")
+    print(format_table(["condition", "first", "b", "accept", "top", "K2", "recall", "ICP + vote ms", ""], rounds_table))
     if args.json:
         atomic_write_text(args.json, json.dumps({"args": vars(args), "results": results}, indent=2) + "\n",
                           force=args.force)

@@ -44,21 +44,20 @@ def vote_translation(source: np.ndarray, target: np.ndarray, rotation: np.ndarra
     target = np.asarray(target, dtype=np.float64)
     bins = max(1, int(np.ceil(2.0 * extent / bin_size)))
     # Per axis, the (n, m) bins of the votes b_j - a_i (2-D arrays, no (n*m, 3) reductions; a
-    # negative int32 viewed as uint32 is huge, so one comparison tests both ends of the range).
+    # negative int32 viewed as uint32 is huge, so one comparison tests both ends of the range); the
+    # counting and the peak's neighbourhood then use only the votes inside the cube.
     shifted, scaled = (target + extent) / bin_size, moved / bin_size
     cells = [np.floor(shifted[None, :, k] - scaled[:, None, k]).astype(np.int32) for k in range(3)]
     inside = (cells[0].view(np.uint32) < bins) & (cells[1].view(np.uint32) < bins) & (cells[2].view(np.uint32) < bins)
-    if not inside.any():
+    sel = np.flatnonzero(inside)  # the votes inside the cube, as flat (i, j) indices
+    if len(sel) == 0:
         return start.copy()
-    flat = (cells[0] * bins + cells[1]) * bins + cells[2]
-    flat[~inside] = bins ** 3  # one extra bin for the votes outside the cube, dropped
-    counts = np.bincount(flat.ravel(), minlength=bins ** 3 + 1)[:-1].reshape(bins, bins, bins).astype(np.float64)
-    smoothed = uniform_filter(counts, size=3, mode="constant")
-    peak = np.unravel_index(int(np.argmax(smoothed)), smoothed.shape)
-    near = inside
-    for c, q in zip(cells, peak):
-        near &= (c - np.int32(q - 1)).view(np.uint32) <= 2  # |c - q| <= 1
-    rows, cols = np.nonzero(near)
+    c0, c1, c2 = (c.ravel()[sel] for c in cells)
+    counts = np.bincount((c0 * bins + c1) * bins + c2, minlength=bins ** 3).reshape(bins, bins, bins)
+    smoothed = uniform_filter(counts.astype(np.float64), size=3, mode="constant")
+    q = np.unravel_index(int(np.argmax(smoothed)), smoothed.shape)
+    near = (np.abs(c0 - q[0]) <= 1) & (np.abs(c1 - q[1]) <= 1) & (np.abs(c2 - q[2]) <= 1)
+    rows, cols = np.divmod(sel[near], len(target))
     return start + (target[cols] - moved[rows]).mean(axis=0)
 
 

@@ -30,7 +30,10 @@ and ``descriptors (B, K, C)`` enable the capsule hypothesis):
    two partial views can overlap more than the right one. Partial views also get a
    translation search: centring two crops misplaces them, so every distinct rotation of
    the frame hypotheses is tried again with the translation voted for the largest overlap
-   (:mod:`canocaps.heads.overlap`), screened and briefly refined like the others.
+   (:mod:`canocaps.heads.overlap`), screened and briefly refined like the others. Partial
+   views go in two rounds: a few hypotheses and the shifted ones, the best refined; when its
+   best-fitting part is not tight, more of both rankings and more refinements
+   (:data:`PARTIAL_FIRST`).
 
 Evaluation helpers (RRE/RTE/RMSE against ground truth, recall, the benchmark loop over
 the bundled test pairs) live here too.
@@ -131,6 +134,25 @@ SHIFT_MIN_DENSITY = 0.75
 #: :func:`shifted_alignments`: half-width of the searched translations, in inlier distances.
 SHIFT_EXTENT = 12.0
 
+
+#: :func:`register`'s partial-view schedule. For clouds dense enough for the translation vote, the
+#: ``partial_first`` best-screened hypotheses get a short ICP on ``partial_icp_points`` points of A.
+#: When none fits above the overlap threshold the views overlap in part only, and round one goes on
+#: with the ``screen_top`` best hypotheses with voted translations (short ICPs on as many points);
+#: the best of all is refined, and it ends there when that one's core distance is below
+#: ``partial_accept`` inlier distances. Otherwise round two: short ICPs down to ``partial_top`` of
+#: both rankings, and the best ``partial_refine_top`` of all refined. Views that overlap in full
+#: (or are too sparse for the vote) get the single round as before: ``screen_top`` short ICPs on
+#: ``screen_icp_points``, ``refine_top`` refined. Chosen on the real-mesh validation pairs (130
+#: shapes x 2 crop seeds; ``python tools/study_registration_budget.py`` replays it): partial recall
+#: 189 of 260 against 184 for the single round (8 + 8 short ICPs on all points, 3 refined), at a
+#: median 76 against 144 ms (``partial_accept`` from 0.16 to 0.19: 189-190); clean, noisy and
+#: sparse recall unchanged (249, 244, 216 of 260). docs/registration.md has the study.
+PARTIAL_FIRST = 4
+PARTIAL_ICP_POINTS = 512
+PARTIAL_ACCEPT = 0.18
+PARTIAL_TOP = 16
+PARTIAL_REFINE_TOP = 4
 
 def _to_numpy(x: Any) -> np.ndarray | None:
     if x is None:
@@ -244,6 +266,9 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
              screen_min_angle: float = 30.0, screen_icp_points: int = 0, refine_top: int = 3,
              overlap_threshold: float = 0.85,
              shift_search: bool = True, shift_frames_only: bool = True,
+             partial_first: int = PARTIAL_FIRST, partial_icp_points: int = PARTIAL_ICP_POINTS,
+             partial_accept: float = PARTIAL_ACCEPT, partial_top: int = PARTIAL_TOP,
+             partial_refine_top: int = PARTIAL_REFINE_TOP,
              seed: int = 0,
              device: Any = None, names: tuple[str, str] = ("a", "b")) -> RegistrationResult:
     """Rigid transform mapping cloud ``a`` onto cloud ``b`` through canonical capsules.
@@ -307,6 +332,18 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         shift_frames_only: vote for the frame families only (the canonical frame, its flips
             and swaps, PCA's), not for capsule matches (on the validation pairs, 0.654
             against 0.592 with the 48 best-screened hypotheses of every kind).
+        partial_first: with ``shift_search`` and clouds dense enough for the vote, only this
+            many of the screened hypotheses get a short ICP (on ``partial_icp_points``) before
+            deciding whether the clouds overlap in part only; when they do not, the single round
+            follows (all ``screen_top`` on ``screen_icp_points``), with the result it gives alone.
+        partial_icp_points: points of A moved by the short ICPs of that decision and of partial
+            views (0: as ``screen_icp_points``).
+        partial_accept: partial views are registered in rounds (:data:`PARTIAL_FIRST`): round one
+            stops when its refined best's :func:`canocaps.heads.icp.core_distance` is below this
+            many inlier distances.
+        partial_top: round two gives a short ICP to the hypotheses down to this rank in both
+            rankings (the screened and the shifted ones).
+        partial_refine_top: round two refines this many of all short outcomes in all.
         seed: seed of the subsampling.
         device: device for the default model (ignored when ``model`` is given).
         names: how error messages call ``a`` and ``b`` (paths name themselves).
@@ -351,40 +388,75 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     # Cheap score of every hypothesis, a short ICP on the best few, a full ICP on the best of those.
     screen_src = subsample(pa, screen_points, seed + 4)
     ranked = candidates  # best first by the cheap score
+    wide = max(1, screen_top, partial_top)  # the partial-view schedule may go further down the ranking
     if refine and len(candidates) > max(1, screen_top):
         ranked = _ranked(screen_src, tgt_tree, candidates, screen_factor * dist)
-        candidates = _diverse_first(ranked, max(1, screen_top), screen_min_angle)
+        candidates = _diverse_first(ranked, wide, screen_min_angle)
+    screened = candidates[:max(1, screen_top)] if refine else candidates
 
     # The short ICP of the screening moves fewer points of A than the refinement.
     few = subsample(pa, screen_icp_points, seed + 6) if refine and screen_icp_points > 0 else src_points
     screen_pcd = _icp.to_pcd(few) if few is not src_points else src
+    partial_pcd = screen_pcd
+    if refine and 0 < partial_icp_points < len(src_points) and partial_icp_points != screen_icp_points:
+        partial_pcd = _icp.to_pcd(subsample(pa, partial_icp_points, seed + 6))
 
-    def run(T0: np.ndarray, iterations: int, full: bool = True) -> _icp.IcpOutcome:
-        """ICP from ``T0`` (on ``few`` points when not ``full``), measured on all of ``src_points``."""
-        T = _icp.icp_transform(src if full else screen_pcd, tgt, T0, dist, icp_method, iterations) if refine else T0
+    def run(T0: np.ndarray, iterations: int, pcd: Any = None) -> _icp.IcpOutcome:
+        """ICP from ``T0`` moving ``pcd`` (default: all of ``src``), measured on all of ``src_points``."""
+        T = _icp.icp_transform(src if pcd is None else pcd, tgt, T0, dist, icp_method, iterations) if refine else T0
         return _icp.measure(src_points, tgt_tree, T, dist)
 
-    scored = [(name, run(T0, screen_iterations, full=False)) for name, T0 in candidates]
-    # Two clouds that overlap in part only: rank by how tightly the best-matching part fits.
-    low_overlap = refine and max(o.fitness for _, o in scored) < overlap_threshold
-    # The frames' centres moved with the crops: vote for the translation of most overlap (the vote
-    # needs corresponding points within a bin of each other: not for clouds sparser than that).
-    if low_overlap and shift_search and _attainable_fitness(tgt_tree, dist) >= SHIFT_MIN_DENSITY:
+    def low(outcomes: list[tuple[str, _icp.IcpOutcome]]) -> bool:
+        return refine and max(o.fitness for _, o in outcomes) < overlap_threshold
+
+    # Two clouds that overlap in part only (the best short ICP's fitness below ``overlap_threshold``):
+    # rank by how tightly the best-matching part fits. Dense enough clouds (the translation vote needs
+    # corresponding points within a bin of each other) decide that on the ``partial_first`` best, and
+    # partial views then take the partial-view schedule below.
+    staged = refine and shift_search and _attainable_fitness(tgt_tree, dist) >= SHIFT_MIN_DENSITY
+    first = min(len(screened), max(1, partial_first)) if staged else len(screened)
+    first_pcd = partial_pcd if staged else screen_pcd
+    scored = [(name, run(T0, screen_iterations, first_pcd)) for name, T0 in screened[:first]]
+    partial = staged and low(scored)
+    if not partial:  # one round: every screened hypothesis gets its short ICP (on the screening's points)
+        if first_pcd is not screen_pcd:
+            scored = []
+        tried = {n for n, _ in scored}
+        scored += [(name, run(T0, screen_iterations, screen_pcd)) for name, T0 in screened if name not in tried]
+    low_overlap = low(scored)
+    shifted: list[tuple[str, np.ndarray]] = []
+    if partial:  # the frames' centres moved with the crops: vote for the translation of most overlap
         frames = [c for c in ranked if not c[0].startswith("capsule")] if shift_frames_only else ranked
         shifted = shifted_alignments(screen_src, subsample(pb, screen_points, seed + 5), frames, dist)
-        shifted = screen_alignments(screen_src, tgt_tree, shifted, screen_factor * dist, max(1, screen_top),
-                                    screen_min_angle)
-        scored += [(name, run(T0, screen_iterations, full=False)) for name, T0 in shifted]
+        shifted = screen_alignments(screen_src, tgt_tree, shifted, screen_factor * dist, wide, screen_min_angle)
+        scored += [(name, run(T0, screen_iterations, partial_pcd)) for name, T0 in shifted[:max(1, screen_top)]]
 
     def rank(o: _icp.IcpOutcome) -> float:  # lower is better; ties within 1e-4 keep the screening order
         return round(o.core_distance / dist, 4) if low_overlap else -round(o.score, 4)
 
     refined: set[int] = set()  # ids of the refined outcomes
-    if refine:
-        order = sorted(range(len(scored)), key=lambda i: rank(scored[i][1]))
-        for i in order[:max(1, refine_top)]:
+
+    def refine_best(k: int) -> None:
+        """Refine fully the best-ranked short outcomes until ``k`` are refined."""
+        order = [i for i in sorted(range(len(scored)), key=lambda i: rank(scored[i][1]))
+                 if id(scored[i][1]) not in refined]
+        for i in order[:max(0, k - len(refined))]:
             scored[i] = (scored[i][0], run(scored[i][1].transformation, icp_iterations))
             refined.add(id(scored[i][1]))
+
+    if partial:
+        # Partial views, in two rounds: the first refines the best one only and stops there when its best
+        # tenth of points fits within ``partial_accept`` inlier distances; otherwise the hypotheses further
+        # down both rankings (to ``partial_top``) get their short ICP too, and the best
+        # ``partial_refine_top`` of all are refined.
+        refine_best(1)
+        if min(o.core_distance for _, o in scored if id(o) in refined) >= partial_accept * dist:
+            tried = {n for n, _ in scored}
+            more = [c for c in candidates[:wide] + shifted[:wide] if c[0] not in tried]
+            scored += [(name, run(T0, screen_iterations, partial_pcd)) for name, T0 in more]
+            refine_best(max(1, partial_refine_top))
+    elif refine:
+        refine_best(max(1, refine_top))
     # The refined hypotheses first (scored on all points), then the rest as screened.
     scored.sort(key=lambda item: (refine and id(item[1]) not in refined, rank(item[1])))
     best_name, best = scored[0]
