@@ -424,6 +424,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         tried = {n for n, _ in scored}
         scored += [(name, run(T0, screen_iterations, screen_pcd)) for name, T0 in screened if name not in tried]
     low_overlap = low(scored)
+    partial = partial or (staged and low_overlap)  # the decision's few points said whole, all of them: part
     shifted: list[tuple[str, np.ndarray]] = []
     if partial:  # the frames' centres moved with the crops: vote for the translation of most overlap
         frames = [c for c in ranked if not c[0].startswith("capsule")] if shift_frames_only else ranked
