@@ -72,8 +72,12 @@ def test_rounds_replay_stops_after_round_one_only_when_its_best_fits_tightly(bud
     # a looser acceptance ends after round one, with s0
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.25, top=3, k2=2)
     assert not ok and seconds == pytest.approx(4 * 0.0025 + 0.05 + 0.1)
-    # whole views (fitness >= 0.85 among the first): then one round on all points, no vote
+    # the decision says whole (r0 fits 0.95 on 512 points) but all points say part: on to the rounds
     rec["r0"][part]["fit"] = 0.95
+    ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=3, refine_top=1)
+    assert ok and seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.05 + 2 * 0.0025 + 0.1)  # r2 refined
+    # whole views (r0 fits 0.95 either way): one round on all points after the decision, no vote
+    rec["r0"][whole]["fit"] = 0.95
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=3, refine_top=1)
     assert seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.1)
 

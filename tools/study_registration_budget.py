@@ -167,8 +167,9 @@ def _replay_rounds(pair: dict[str, Any], first: int, b: int, accept: float, top:
         variant.clear()
         short(R[:screen_top], whole)
         low = max(rec[n][whole]["fit"] for n in variant) < threshold
-        best = refine(refine_top, low)
-        return rec[best][variant[best]]["ok"], seconds
+        if not (dense and low):  # (all points may still find a partial overlap: then on as below)
+            best = refine(refine_top, low)
+            return rec[best][variant[best]]["ok"], seconds
     seconds += pair["vote_s"]
     short(S[:b], part)
     best = refine(1, True)
