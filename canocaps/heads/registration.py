@@ -335,7 +335,8 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         partial_first: with ``shift_search`` and clouds dense enough for the vote, only this
             many of the screened hypotheses get a short ICP (on ``partial_icp_points``) before
             deciding whether the clouds overlap in part only; when they do not, the single round
-            follows (all ``screen_top`` on ``screen_icp_points``), with the result it gives alone.
+            follows (all ``screen_top`` on ``screen_icp_points``), with the result it gives alone
+            unless its fitness, on all points, says part only (then the partial-view schedule).
         partial_icp_points: points of A moved by the short ICPs of that decision and of partial
             views (0: as ``screen_icp_points``).
         partial_accept: partial views are registered in rounds (:data:`PARTIAL_FIRST`): round one
@@ -424,7 +425,9 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
         tried = {n for n, _ in scored}
         scored += [(name, run(T0, screen_iterations, screen_pcd)) for name, T0 in screened if name not in tried]
     low_overlap = low(scored)
-    partial = partial or (staged and low_overlap)  # the decision's few points said whole, all of them: part
+    # The decision's few points may call views whole that all points find overlapping in part only:
+    # those get the partial-view schedule too (as the single round gave them the translation search).
+    partial = partial or (staged and low_overlap)
     shifted: list[tuple[str, np.ndarray]] = []
     if partial:  # the frames' centres moved with the crops: vote for the translation of most overlap
         frames = [c for c in ranked if not c[0].startswith("capsule")] if shift_frames_only else ranked
