@@ -1,7 +1,6 @@
 """The bundled small data: fixed test transforms and the demo pair (and the tools that write them)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import h5py
@@ -14,6 +13,7 @@ from canocaps.data.test_transforms import data_dir, make_test_transforms, write_
 from canocaps.errors import CanocapsInputError, OutputExistsError
 from canocaps.geometry import apply_transform, compose_transforms, invert_transform
 from canocaps.io import read_points
+from tool_scripts import import_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,12 +85,7 @@ def test_demo_pair_is_a_known_rigid_motion_of_two_independent_samples():
     assert d_gt.mean() < 0.05 and d_raw.mean() > 3 * d_gt.mean()  # but the same surface once T is applied
     assert np.linalg.norm(a, axis=1).max() <= 1 + 1e-5
     # the files are what the tool writes today (deterministic)
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        from make_demo_pair import make_pair
-    finally:
-        sys.path.pop(0)
-    a2, b2, T2 = make_pair()
+    a2, b2, T2 = import_tool("make_demo_pair").make_pair()
     np.testing.assert_allclose(a2, a, atol=1e-6)
     np.testing.assert_allclose(b2, b, atol=1e-6)
     np.testing.assert_allclose(T2, T, atol=1e-8)
@@ -98,11 +93,7 @@ def test_demo_pair_is_a_known_rigid_motion_of_two_independent_samples():
 
 
 def test_tools_refuse_to_overwrite(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import make_test_transforms as tool
-    finally:
-        sys.path.pop(0)
+    tool = import_tool("make_test_transforms")
     out = tmp_path / "t.h5"
     argv = ["--count", "3", "-o", str(out)]
     assert tool.main(argv) == 0 and len(load_test_transforms(out)) == 3

@@ -1,27 +1,16 @@
 """Neural Mechanics on the Canonical Capsules network (tools/mechanics_capsules_encoder.py)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import torch
 
 from canocaps.extras.mechanics.symmetry import detect_in_submodules
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "mechanics_capsules_encoder.py"
+from tool_scripts import import_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("mechanics_capsules_encoder", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(TOOL.parent))  # as when the tool runs as a script: tools/ first on the path
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.pop(0)
-    return mod
+    return import_tool("mechanics_capsules_encoder")
 
 
 def test_detect_in_submodules_prefixes_names():

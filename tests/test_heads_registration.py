@@ -477,6 +477,25 @@ def test_partial_views_switch_to_the_core_distance_ranking(pair):
     assert all(x >= y - 1e-4 for x, y in zip(score, score[1:]))
 
 
+def test_whole_views_sparse_for_the_inlier_distance_are_not_taken_for_partial_ones(pair):
+    from canocaps.heads.icp import NearestNeighbors
+    from canocaps.heads.registration import _attainable_fitness
+
+    a, b, T = pair
+    dist = 0.046  # so sparse that about a fifth of B's points have no other within the inlier distance
+    attainable = _attainable_fitness(NearestNeighbors(b.astype(np.float64)), dist)
+    assert 0.75 <= attainable < 0.83
+    res = pca_register(a, b, max_correspondence_distance=dist)
+    # the right alignment fits less than 85 % of A, yet as much as two whole samples this sparse can
+    assert res.fitness < 0.85 and res.fitness >= 0.92 * attainable and not res.low_overlap
+    assert registration_errors(res.transformation, T, a)["rre_deg"] < 1.0
+    absolute = pca_register(a, b, max_correspondence_distance=dist, overlap_threshold=0.85 / attainable)
+    assert absolute.low_overlap  # what an absolute 0.85 said
+    bc = b - b.mean(axis=0)
+    crop = pca_register(a, b[bc[:, 0] < np.quantile(bc[:, 0], 0.6)], max_correspondence_distance=dist)
+    assert crop.low_overlap
+
+
 def test_translation_vote_finds_the_overlap_of_two_crops():
     from scipy.spatial.transform import Rotation
 

@@ -8,18 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from tool_scripts import import_tool
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def budget():
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import study_registration_budget as module
-    finally:
-        sys.path.remove(str(REPO / "tools"))
-    return module
+    return import_tool("study_registration_budget")
 
 
 def _entry(fit, core, score, fcore, fscore, ok, short_s=0.01, full_s=0.1):
@@ -64,7 +60,7 @@ def test_rounds_replay_stops_after_round_one_only_when_its_best_fits_tightly(bud
         "s0": entry(0.4, 0.22, 0.22, False, 0.01), "s1": entry(0.4, 0.26, 0.26, False, 0.01),
         "s2": entry(0.4, 0.28, 0.28, False, 0.01),
     }
-    pair = {"R": ["r0", "r1", "r2"], "S": ["s0", "s1", "s2"], "rec": rec, "vote_s": 0.05}
+    pair = {"R": ["r0", "r1", "r2"], "S": ["s0", "s1", "s2"], "rec": rec, "vote_s": 0.05, "cutoff": 0.85}
     # round one: r0, r1, s0, s1 on 512 points; s0 refined (core 0.22 >= 0.2): round two adds r2, s2
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2)
     assert ok
@@ -72,6 +68,10 @@ def test_rounds_replay_stops_after_round_one_only_when_its_best_fits_tightly(bud
     # a looser acceptance ends after round one, with s0
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.25, top=3, k2=2)
     assert not ok and seconds == pytest.approx(4 * 0.0025 + 0.05 + 0.1)
+    # the cutoff is register's for the pair: below 0.6, r1's fit says whole, so one round on all points
+    ok, seconds = budget._replay_rounds(dict(pair, cutoff=0.55), first=2, b=2, accept=0.2, top=3, k2=2,
+                                        screen_top=3, refine_top=1)
+    assert not ok and seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.1)
     # the decision says whole (r0 fits 0.95 on 512 points) but all points say part: on to the rounds
     rec["r0"][part]["fit"] = 0.95
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=3, refine_top=1)
@@ -89,7 +89,7 @@ def run_tool(*args):
 
 def test_budget_study_on_one_real_pair_table_json_and_errors(tmp_path):
     out = tmp_path / "budget.json"
-    proc = run_tool("--limit", "1", "--json", str(out))
+    proc = run_tool("--split", "test", "--limit", "1", "--json", str(out))  # test: bundled (the study runs on val)
     assert proc.returncode == 0, proc.stderr
     assert "register today" in proc.stdout and "one round" in proc.stdout
     res = json.loads(out.read_text())["results"]["partial"]
@@ -99,7 +99,7 @@ def test_budget_study_on_one_real_pair_table_json_and_errors(tmp_path):
     assert res["current"]["variant"] == [2048, 10] and res["current"]["model_ms"] > 0
     times = [r["model_ms"] for r in res["frontier"]]
     assert times == sorted(times)
-    again = run_tool("--limit", "1", "--json", str(out))
+    again = run_tool("--split", "test", "--limit", "1", "--json", str(out))
     assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "exists" in again.stderr
     bad = run_tool("--weights", str(tmp_path / "missing.pt"))
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0

@@ -1,7 +1,7 @@
 """The tools/ scripts use the package's one error guard (:func:`canocaps._guard.guarded`)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 
 def guarded(prog: str, body: Callable[[], int]) -> int:
@@ -9,3 +9,15 @@ def guarded(prog: str, body: Callable[[], int]) -> int:
     from canocaps._guard import guarded as _guarded
 
     return _guarded(prog, body)
+
+
+def write_study_json(args: Any, **payload: Any) -> None:
+    """Write ``{"args": vars(args), **payload}`` as JSON to ``args.json`` (atomically; an existing file only
+    with ``args.force``); nothing when ``args.json`` is empty."""
+    if not args.json:
+        return
+    import json
+
+    from canocaps._files import atomic_write_text
+
+    atomic_write_text(args.json, json.dumps({"args": vars(args), **payload}, indent=2) + "\n", force=args.force)

@@ -24,7 +24,9 @@ points (512 x 10) of the ``first`` screened hypotheses decide whether the clouds
 only; if they do, the vote runs, the ``b`` best shifted ones get short ICPs (512 x 10), and the
 best of all is refined. That ends it when its core distance is below ``accept`` inlier
 distances; otherwise both rankings down to ``top`` get short ICPs (512 x 10) and the best ``K2``
-of all are refined. Clouds too sparse for the vote, or overlapping in full, get the single
+of all are refined. "Part only" is register's rule: a best fitness below
+``OVERLAP_SHARE`` of the attainable fitness (an absolute 0.85 until session 12, as the one-round
+replay still uses). Clouds too sparse for the vote, or overlapping in full, get the single
 round of ``screen_top = 8`` short ICPs on all points (2048 x 10), ``refine_top = 3`` (after the
 decision's ICPs, when there was one).
 
@@ -75,7 +77,7 @@ def _timed(f: Any, *a: Any) -> tuple[Any, float]:
 def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
     """Every variant's short ICP and the full ICP after it, for ``R`` and ``S`` of one pair."""
     from canocaps.heads import icp as _icp
-    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, HYPOTHESES, SHIFT_MIN_DENSITY,
+    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, HYPOTHESES, OVERLAP_SHARE, SHIFT_MIN_DENSITY,
                                              _attainable_fitness, _diverse_first, _ranked, initial_alignments,
                                              registration_errors, shifted_alignments)
     from canocaps.io import subsample, unit_sphere
@@ -92,7 +94,8 @@ def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
     hyps_r = _diverse_first(ranked, 16, 30.0)
     hyps_s: list[tuple[str, np.ndarray]] = []
     vote_s = 0.0
-    dense = _attainable_fitness(tree, dist) >= SHIFT_MIN_DENSITY
+    attainable = _attainable_fitness(tree, dist)
+    dense = attainable >= SHIFT_MIN_DENSITY
     if dense:
         frames = [c for c in ranked if not c[0].startswith("capsule")]
         shifted, vote_s = _timed(shifted_alignments, screen, subsample(pb, 256, 5), frames, dist)
@@ -111,7 +114,9 @@ def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
                                       fscore=full.score, fcore=full.core_distance / dist,
                                       ok=bool(e["rre_deg"] < 5.0 and e["rte"] < 0.05),
                                       short_s=dt + dm, full_s=df + dn)
-    return {"R": [n for n, _ in hyps_r], "S": [n for n, _ in hyps_s], "rec": rec, "vote_s": vote_s}
+    # register's cutoff of "part only" (its default sparse_overlap_threshold for sparse clouds)
+    cutoff = OVERLAP_SHARE * attainable if dense else 0.85
+    return {"R": [n for n, _ in hyps_r], "S": [n for n, _ in hyps_s], "rec": rec, "vote_s": vote_s, "cutoff": cutoff}
 
 
 def _replay(pair: dict[str, Any], variant: tuple[int, int], a: int, b: int, k: int,
@@ -134,9 +139,12 @@ def _replay(pair: dict[str, Any], variant: tuple[int, int], a: int, b: int, k: i
 
 
 def _replay_rounds(pair: dict[str, Any], first: int, b: int, accept: float, top: int, k2: int,
-                   threshold: float = 0.85, screen_top: int = 8, refine_top: int = 3) -> tuple[bool, float]:
-    """``register``'s choice under the two-round schedule: (right, seconds its ICPs, measurements and vote took)."""
-    rec, R, S = pair["rec"], pair["R"], pair["S"]
+                   screen_top: int = 8, refine_top: int = 3) -> tuple[bool, float]:
+    """``register``'s choice under the two-round schedule: (right, seconds its ICPs, measurements and vote took).
+
+    Part only: a best short fitness below ``pair["cutoff"]`` (register's, from :func:`_outcomes`).
+    """
+    rec, R, S, threshold = pair["rec"], pair["R"], pair["S"], pair["cutoff"]
     whole, part = (2048, 10), (512, 10)
     variant: dict[str, tuple[int, int]] = {}
     refined: list[str] = []
@@ -180,10 +188,10 @@ def _replay_rounds(pair: dict[str, Any], first: int, b: int, accept: float, top:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
     from tqdm.auto import tqdm
 
-    from canocaps._files import atomic_write_text, check_outputs
+    from _cli import write_study_json
+    from canocaps._files import check_outputs
     from canocaps.commands._common import format_table
     from canocaps.heads.registration import make_test_pairs
     from canocaps.pretrained import load_pretrained, resolve_weights
@@ -238,9 +246,7 @@ def _run(args: argparse.Namespace) -> int:
                         ""], table))
     print("\nTwo rounds on partial views (register today):")
     print(format_table(["condition", "first", "b", "accept", "top", "K2", "recall", "ICP + vote ms", ""], rounds_table))
-    if args.json:
-        atomic_write_text(args.json, json.dumps({"args": vars(args), "results": results}, indent=2) + "\n",
-                          force=args.force)
+    write_study_json(args, results=results)
     return 0
 
 

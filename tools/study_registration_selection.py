@@ -108,11 +108,10 @@ def _replay(dist: float, rows: list[dict[str, Any]], rule: Any, refine_top: int,
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
-
     from tqdm.auto import tqdm
 
-    from canocaps._files import atomic_write_text, check_outputs
+    from _cli import write_study_json
+    from canocaps._files import check_outputs
     from canocaps.commands._common import format_table
     from canocaps.heads.registration import make_test_pairs
     from canocaps.pretrained import load_pretrained, resolve_weights
@@ -136,8 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     print(format_table(["condition", "ranking rule", "refine_top", "recall", "ceiling"], table))
     print(f"\n{args.data}/{args.split}, {args.num_points} points, screen_top {args.screen_top}, "
           f"min angle {args.min_angle:g} deg")
-    if args.json:
-        atomic_write_text(args.json, json.dumps({"args": vars(args), "results": results}, indent=2), force=args.force)
+    write_study_json(args, results=results)
     return 0
 
 

@@ -37,12 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import json
-
     from scipy.spatial.transform import Rotation
     from tqdm.auto import tqdm
 
-    from canocaps._files import atomic_write_text, check_outputs
+    from _cli import write_study_json
+    from canocaps._files import check_outputs
     from canocaps.commands._common import format_table
     from canocaps.heads.overlap import vote_translation
     from canocaps.heads.registration import DEFAULT_DISTANCE_FACTOR, SHIFT_EXTENT, make_test_pairs
@@ -74,9 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     print(format_table(["rotation error (deg)", "translation", "centroid error median (radii)", "share < 0.1"],
                        table))
     print(f"\n{len(pairs)} pairs, {args.data}/{args.split}/{args.condition}")
-    if args.json:
-        atomic_write_text(args.json, json.dumps({"args": vars(args), "pairs": len(pairs), "results": results},
-                                                indent=2), force=args.force)
+    write_study_json(args, pairs=len(pairs), results=results)
     return 0
 
 

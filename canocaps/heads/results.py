@@ -100,7 +100,8 @@ class RegistrationResult:
         score: the robust alignment score of this transform
             (:func:`canocaps.heads.icp.robust_score`, in [0, 1]; NaN for single-hypothesis methods).
         low_overlap: True when the clouds looked like partial views of each other (best
-            fitness below ``overlap_threshold``) and the hypotheses were ranked by
+            fitness below ``overlap_threshold`` of the attainable fitness, or below
+            ``sparse_overlap_threshold`` for sparse clouds) and the hypotheses were ranked by
             ``core_distance`` rather than ``score``.
     """
 
