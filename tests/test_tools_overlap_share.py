@@ -2,17 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from canocaps.errors import CanocapsInputError
-from tool_scripts import import_tool
-
-REPO = Path(__file__).resolve().parents[1]
+from tool_scripts import import_tool, run_tool
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +22,14 @@ def test_conditions_flag_names_seeds_per_condition(study):
             study._parse_conditions(bad)
 
 
-def run_tool(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "tools/study_overlap_share.py", *args], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=REPO)
+def run_study(*args):
+    return run_tool("study_overlap_share.py", *args)
 
 
 def test_overlap_study_on_real_pairs_table_json_and_errors(tmp_path):
     out = tmp_path / "share.json"
     # the test split only because it is bundled (the study itself runs on val)
-    proc = run_tool("--split", "test", "--limit", "1", "--conditions", "noisy:0,1,partial:0", "--shares", "abs,0.92",
+    proc = run_study("--split", "test", "--limit", "1", "--conditions", "noisy:0,1,partial:0", "--shares", "abs,0.92",
                     "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "attainable" in proc.stdout and "register today" in proc.stdout and "until session 12" in proc.stdout
@@ -49,8 +41,8 @@ def test_overlap_study_on_real_pairs_table_json_and_errors(tmp_path):
         assert set(res[cond]["recall"]) == {"abs", "0.92"}
         for r in res[cond]["recall"].values():
             assert 0 <= r["right"] <= res[cond]["pairs"] and r["median_ms"] > 0
-    again = run_tool("--split", "test", "--limit", "1", "--shares", "", "--json", str(out))
+    again = run_study("--split", "test", "--limit", "1", "--shares", "", "--json", str(out))
     assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "exists" in again.stderr
     for bad in (("--conditions", "blurry"), ("--shares", "abs,lots")):
-        proc = run_tool("--split", "test", "--limit", "1", *bad)
+        proc = run_study("--split", "test", "--limit", "1", *bad)
         assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr

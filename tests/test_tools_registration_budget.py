@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from tool_scripts import import_tool
 
-REPO = Path(__file__).resolve().parents[1]
+from tool_scripts import import_tool, run_tool
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +76,13 @@ def test_rounds_replay_stops_after_round_one_only_when_its_best_fits_tightly(bud
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=3, refine_top=1)
     assert seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.1)
 
-def run_tool(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "tools/study_registration_budget.py", *args], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=REPO)
+def run_study(*args):
+    return run_tool("study_registration_budget.py", *args)
 
 
 def test_budget_study_on_one_real_pair_table_json_and_errors(tmp_path):
     out = tmp_path / "budget.json"
-    proc = run_tool("--split", "test", "--limit", "1", "--json", str(out))  # test: bundled (the study runs on val)
+    proc = run_study("--split", "test", "--limit", "1", "--json", str(out))  # test: bundled (the study runs on val)
     assert proc.returncode == 0, proc.stderr
     assert "register today" in proc.stdout and "one round" in proc.stdout
     res = json.loads(out.read_text())["results"]["partial"]
@@ -99,7 +92,7 @@ def test_budget_study_on_one_real_pair_table_json_and_errors(tmp_path):
     assert res["current"]["variant"] == [2048, 10] and res["current"]["model_ms"] > 0
     times = [r["model_ms"] for r in res["frontier"]]
     assert times == sorted(times)
-    again = run_tool("--split", "test", "--limit", "1", "--json", str(out))
+    again = run_study("--split", "test", "--limit", "1", "--json", str(out))
     assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "exists" in again.stderr
-    bad = run_tool("--weights", str(tmp_path / "missing.pt"))
+    bad = run_study("--weights", str(tmp_path / "missing.pt"))
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0

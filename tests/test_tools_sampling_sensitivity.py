@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tool_scripts import run_tool
 
 
-def run_tool(*args):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "tools/sampling_sensitivity.py", *args], capture_output=True, text=True,
-                          env=env, timeout=180, cwd=REPO)
+def run_sensitivity(*args):
+    return run_tool("sampling_sensitivity.py", *args, timeout=180)
 
 
 def test_sampling_sensitivity_table_json_and_errors(tmp_path):
@@ -22,7 +16,7 @@ def test_sampling_sensitivity_table_json_and_errors(tmp_path):
     weights = tmp_path / "tiny.pt"
     CanonicalCapsules(CapsulesConfig(num_points=128, num_capsules=4, feat_dim=16, decoder_bottleneck=32)).save(weights)
     out = tmp_path / "s.json"
-    proc = run_tool("--weights", str(weights), "--per-class", "1", "--shapes", "6", "--json", str(out))
+    proc = run_sensitivity("--weights", str(weights), "--per-class", "1", "--shapes", "6", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "independent sample" in proc.stdout and "encoder" in proc.stdout
     res = json.loads(out.read_text())
@@ -31,7 +25,7 @@ def test_sampling_sensitivity_table_json_and_errors(tmp_path):
     assert rows["permuted"]["keypoint_shift"] < 1e-5 and rows["duplicated"]["keypoint_shift"] < 1e-5
     assert rows["first half"]["keypoint_shift"] > rows["permuted"]["keypoint_shift"]
     assert res["shapes"] == 6 and res["layers"] and all(r["relative_change"] >= 0 for r in res["layers"])
-    again = run_tool("--weights", str(weights), "--per-class", "1", "--shapes", "6", "--json", str(out))
+    again = run_sensitivity("--weights", str(weights), "--per-class", "1", "--shapes", "6", "--json", str(out))
     assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "exists" in again.stderr
-    bad = run_tool("--weights", str(tmp_path / "missing.pt"))
+    bad = run_sensitivity("--weights", str(tmp_path / "missing.pt"))
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
