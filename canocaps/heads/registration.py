@@ -169,6 +169,7 @@ PARTIAL_REFINE_TOP = 4
 #: noisy 604 / 604 / 604 / 601.
 OVERLAP_SHARE = 0.92
 
+
 def _to_numpy(x: Any) -> np.ndarray | None:
     if x is None:
         return None
