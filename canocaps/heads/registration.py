@@ -432,7 +432,7 @@ def register(a: Any, b: Any, model: Any = None, *, refine: bool = True,
     # Below this best fitness the clouds overlap in part only: for clouds dense enough for the translation
     # vote a share of the fitness a perfect alignment of two whole views this sparse reaches, for sparser
     # ones an absolute fitness.
-    attainable = _attainable_fitness(tgt_tree, dist)
+    attainable = _attainable_fitness(tgt_tree, dist) if refine else 1.0  # unused without ICP
     dense = attainable >= SHIFT_MIN_DENSITY
     cutoff = overlap_threshold * attainable if dense else sparse_overlap_threshold
 
