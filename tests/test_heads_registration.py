@@ -301,10 +301,27 @@ def test_swap_hypotheses_fix_exchanged_axes(pair):
 
 def test_cheap_screening_keeps_the_right_hypothesis_for_icp(pair):
     a, b, T = pair
-    res = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips", "swaps"), screen_top=2)
+    res = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips", "swaps"), screen_top=2,
+                   screen_always=())
     assert len(res.candidates) == 2  # only the two best of 24 went through ICP
     assert res.hypothesis.startswith("swap_")
     err = registration_errors(res.transformation, T, a)
+    assert err["rre_deg"] < 1.0 and err["rte"] < 0.01, err
+
+
+def test_the_models_own_frame_is_screened_wherever_the_cheap_score_ranks_it(pair):
+    from canocaps.heads.registration import SCREEN_ALWAYS
+
+    a, b, T = pair
+    assert "canonical" in SCREEN_ALWAYS
+    plain = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips", "swaps"), screen_top=2,
+                     screen_always=())
+    assert "canonical" not in [c.name for c in plain.candidates]  # the swapped frame ranks low
+    pinned = register(a, b, model=SwapSecond(), hypotheses=("canonical", "flips", "swaps"), screen_top=2)
+    names = [c.name for c in pinned.candidates]
+    assert len(names) == 3 and "canonical" in names  # the two best, and the model's own frame
+    assert pinned.hypothesis.startswith("swap_")  # screened, not preferred
+    err = registration_errors(pinned.transformation, T, a)
     assert err["rre_deg"] < 1.0 and err["rte"] < 0.01, err
 
 

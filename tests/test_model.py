@@ -38,7 +38,9 @@ def test_config_defaults_are_paper_and_yaml_round_trip():
 
 
 @pytest.mark.parametrize("bad", [dict(num_capsules=0), dict(procrustes_weights="x"), dict(nope=1),
-                                 dict(num_points=3, num_capsules=4)])
+                                 dict(num_points=3, num_capsules=4), dict(routing_iterations=-1),
+                                 dict(routing_init=-1.0), dict(num_capsules="x"), dict(eps="x"), dict(local_k=2.5),
+                                 dict(center_input=1), dict(loss_weights={"localization": "x"})])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(CanocapsInputError):
         CapsulesConfig.from_dict({**TINY, **bad})

@@ -152,6 +152,33 @@ def test_invariant_model_is_exactly_equivariant(frame, area_k):
     assert (m.descriptors - a.descriptors).abs().max() > 1e-4  # a mirror image is a different shape
 
 
+def test_distance_routing_starts_as_no_routing_stays_exact_and_compacts_capsules():
+    from canocaps.model.losses import localization_loss
+
+    torch.manual_seed(0)
+    cfg = dict(encoder="invariant", frame="moments", num_points=128, moment_area_k=10)
+    plain = CanonicalCapsules(CapsulesConfig.preset("cpu", **cfg)).double().eval()
+    routed = CanonicalCapsules(CapsulesConfig.preset("cpu", routing_iterations=2, **cfg)).double().eval()
+    with torch.no_grad():  # capsules that differ from the start (untrained ones attend almost uniformly)
+        plain.capsules.logits.weight.mul_(30.0)
+    missing = routed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["capsules.routing_scale"]
+    x = _clouds(4, 200)
+    with torch.no_grad():
+        a0, a = plain(x, decode=False), routed(x, decode=False)
+        torch.testing.assert_close(a.attention, a0.attention, atol=0, rtol=0)  # gamma = 0: no change
+        routed.capsules.routing_scale.fill_(4.0)
+        a = routed(x, decode=False)
+        Q = random_rotation(4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+        shift = torch.tensor([0.1, 0.2, -0.1], dtype=torch.float64)
+        b = routed(2.5 * x @ Q.transpose(1, 2) + shift, decode=False)
+    assert (a.attention - a0.attention).abs().max() > 1e-2
+    torch.testing.assert_close(b.attention, a.attention, atol=1e-9, rtol=1e-7)  # rigid motion and scale
+    torch.testing.assert_close(b.keypoints, 2.5 * a.keypoints @ Q.transpose(1, 2) + shift, atol=1e-9, rtol=1e-7)
+    # an E-step of k-means: each capsule's points lie closer to its keypoint
+    assert localization_loss(x, a.weights, a.keypoints) < 0.9 * localization_loss(x, a0.weights, a0.keypoints)
+
+
 def test_encoder_and_area_weights_share_one_knn():
     """The network computes the cloud's kNN once for both; the result is that of separate searches."""
     from canocaps.ops import knn

@@ -22,6 +22,14 @@ def test_conditions_flag_names_seeds_per_condition(study):
             study._parse_conditions(bad)
 
 
+def test_screen_always_flag_defaults_to_registers_pinned_hypotheses(study):
+    from canocaps.heads.registration import SCREEN_ALWAYS
+
+    assert study._parse_screen_always(None) == tuple(SCREEN_ALWAYS) != ()
+    assert study._parse_screen_always("none") == ()
+    assert study._parse_screen_always("canonical, pca_flip_x") == ("canonical", "pca_flip_x")
+
+
 def run_study(*args):
     return run_tool("study_overlap_share.py", *args)
 

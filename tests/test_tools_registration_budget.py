@@ -75,6 +75,12 @@ def test_rounds_replay_stops_after_round_one_only_when_its_best_fits_tightly(bud
     rec["r0"][whole]["fit"] = 0.95
     ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=3, refine_top=1)
     assert seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.1)
+    # register's pinned hypotheses (SCREEN_ALWAYS) join the single round wherever they rank
+    ok, seconds = budget._replay_rounds(dict(pair, P=["r2"]), first=2, b=2, accept=0.2, top=3, k2=2, screen_top=2,
+                                        refine_top=1)
+    assert seconds == pytest.approx(2 * 0.0025 + 3 * 0.01 + 0.1)
+    ok, seconds = budget._replay_rounds(pair, first=2, b=2, accept=0.2, top=3, k2=2, screen_top=2, refine_top=1)
+    assert seconds == pytest.approx(2 * 0.0025 + 2 * 0.01 + 0.1)
 
 def run_study(*args):
     return run_tool("study_registration_budget.py", *args)

@@ -4,7 +4,9 @@
     python tools/make_readme_figures.py [--weights W] [--out docs/img] [--force]
 
 Writes capsules_classes.png (capsules on several procedural test shapes, canonical
-frame), registration_demo.png (the bundled demo pair) and stability_vs_pca.png.
+frame), parts_vs_capsules.png (the generator's parts beside the capsules, with the NMI of
+each shape and of k-means), registration_demo.png (the bundled demo pair) and
+stability_vs_pca.png.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from _viewer_common import DEMO_A, DEMO_B, run
 
 CLASSES = ("airplane", "chair", "table", "lamp", "car", "guitar")
+PART_CLASSES = ("airplane", "chair", "lamp")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,6 +46,24 @@ def main(args: argparse.Namespace) -> int:
         panels.append(viz.capsules_panel(res.canonical_points[0], res.assignment[0], res.canonical_keypoints[0], name))
     viz.render_panels(panels, out / "capsules_classes.png", args.force, panel_size=2.6)
 
+    # 1b. capsules against the generator's parts, one test shape per class, randomly rotated
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    from canocaps.data.procedural.generator import sample_shape_parts
+
+    panels, g_parts = [], torch.Generator().manual_seed(1)  # its own generator: the other figures' rotations stay
+    for name in PART_CLASSES:
+        pts, parts = sample_shape_parts(name, 0, "test", 0, n)
+        x = torch.as_tensor(pts)[None] @ random_rotation(1, generator=g_parts).transpose(-1, -2)
+        res = model.canonicalize(x)
+        assign = np.asarray(res.assignment[0])
+        km = KMeans(model.config.num_capsules, n_init=1, random_state=0).fit_predict(np.asarray(x[0]))
+        panels.append(viz.capsules_panel(res.canonical_points[0], parts, None, f"{name}: parts"))
+        panels.append(viz.capsules_panel(res.canonical_points[0], assign, res.canonical_keypoints[0],
+                                         f"capsules: NMI {nmi(parts, assign):.2f} (k-means {nmi(parts, km):.2f})"))
+    viz.render_panels(panels, out / "parts_vs_capsules.png", args.force, panel_size=2.6)
+
     # 2. the demo registration
     a, b = canocaps.read_points(DEMO_A), canocaps.read_points(DEMO_B)
     result = canocaps.register(a, b, model=model)
@@ -62,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     viz.save_stability_png(list(rotated), list(ours), out / "stability_vs_pca.png", args.force,
                            baseline=[np.asarray(p) for p in pca],
                            title=f"8 rotated {n}-point samples of one airplane")
-    for f in ("capsules_classes.png", "registration_demo.png", "stability_vs_pca.png"):
+    for f in ("capsules_classes.png", "parts_vs_capsules.png", "registration_demo.png", "stability_vs_pca.png"):
         print(f"wrote {out / f}")
     return 0
 

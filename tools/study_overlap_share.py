@@ -20,6 +20,10 @@ Two tables, on the real-mesh *validation* pairs:
 
     python tools/study_overlap_share.py --json overlap_share.json
     python tools/study_overlap_share.py --shares abs,0.92 --conditions noisy:0,1 --limit 40
+    python tools/study_overlap_share.py --shares 0.92 --screen-always none   # session 13's study
+
+``--screen-always`` replays ``register`` with other hypotheses pinned into the screen
+(``screen_always``; default: ``SCREEN_ALWAYS``, "none": the cheap score alone).
 
 Recall is RRE < 5 deg and RTE < 0.05. Never tune on the test split.
 """
@@ -67,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="cutoffs to replay with register: 'abs' (0.85 absolute) or shares of the attainable fitness; "
                         "empty: the fitness table only")
     p.add_argument("--frames", choices=("canocaps", "pca"), default="canocaps")
+    p.add_argument("--screen-always", default=None,
+                   help="hypothesis names always screened, comma-separated; 'none': none "
+                        "(default: register's SCREEN_ALWAYS)")
     p.add_argument("--weights", default=None, help="weights name or path (default: the shipped weights)")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--force", action="store_true")
@@ -91,16 +98,28 @@ def _fitness_ratios(pair: Any) -> dict[str, float]:
     return {"true": float(true), "attainable": _attainable_fitness(tree, dist)}
 
 
-def _register_with(share: str, frames: str, model: Any, pair: Any, attainable: float) -> tuple[bool, float]:
+def _parse_screen_always(text: str | None) -> tuple[str, ...]:
+    """``--screen-always``: None -> ``SCREEN_ALWAYS``; "none" -> (); "a,b" -> ("a", "b")."""
+    from canocaps.heads.registration import SCREEN_ALWAYS
+
+    if text is None:
+        return tuple(SCREEN_ALWAYS)
+    if text.strip().lower() == "none":
+        return ()
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _register_with(share: str, frames: str, model: Any, pair: Any, attainable: float,
+                   screen_always: tuple[str, ...]) -> tuple[bool, float]:
     """(right, seconds) of ``register`` on one pair with the cutoff ``share`` ("abs": 0.85 absolute)."""
     from canocaps.heads.registration import pca_register, register, registration_errors
 
     threshold = 0.85 / attainable if share == "abs" else float(share)
     t0 = time.perf_counter()
     if frames == "pca":
-        res = pca_register(pair.a, pair.b, overlap_threshold=threshold)
+        res = pca_register(pair.a, pair.b, overlap_threshold=threshold, screen_always=screen_always)
     else:
-        res = register(pair.a, pair.b, model=model, overlap_threshold=threshold)
+        res = register(pair.a, pair.b, model=model, overlap_threshold=threshold, screen_always=screen_always)
     seconds = time.perf_counter() - t0
     e = registration_errors(res.transformation, pair.T_gt, pair.a)
     return bool(e["rre_deg"] < 5.0 and e["rte"] < 0.05), seconds
@@ -117,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
 
     check_outputs(args.force, args.json)
     conditions = _parse_conditions(args.conditions)
+    screen_always = _parse_screen_always(args.screen_always)
     shares = [s.strip() for s in args.shares.split(",") if s.strip()]
     for s in shares:
         if s != "abs":
@@ -152,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
                          row["ratio_below_share"]])
         row["recall"] = {}
         for share in shares:
-            outs = [_register_with(share, args.frames, model, p, f["attainable"])
+            outs = [_register_with(share, args.frames, model, p, f["attainable"], screen_always)
                     for p, f in tqdm(list(zip(pairs, fits)), desc=f"{cond} {share}", unit="pair")]
             right = int(sum(o for o, _ in outs))
             ms = float(np.median([1e3 * s for _, s in outs]))
@@ -168,7 +188,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nregister ({args.frames} frames) with each cutoff for dense clouds:")
         print(format_table(["condition", "cutoff", "right", "recall", "median ms"], recall_rows))
     print(f"\n{args.data}/{args.split}, {args.num_points} points; "
-          "'abs': fitness 0.85; shares: of the attainable fitness")
+          "'abs': fitness 0.85; shares: of the attainable fitness; "
+          f"always screened: {', '.join(screen_always) or 'none'}")
     write_study_json(args, results=results)
     return 0
 

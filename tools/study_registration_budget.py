@@ -77,8 +77,8 @@ def _timed(f: Any, *a: Any) -> tuple[Any, float]:
 def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
     """Every variant's short ICP and the full ICP after it, for ``R`` and ``S`` of one pair."""
     from canocaps.heads import icp as _icp
-    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, HYPOTHESES, OVERLAP_SHARE, SHIFT_MIN_DENSITY,
-                                             _attainable_fitness, _diverse_first, _ranked, initial_alignments,
+    from canocaps.heads.registration import (DEFAULT_DISTANCE_FACTOR, HYPOTHESES, OVERLAP_SHARE, SCREEN_ALWAYS,
+                                             SHIFT_MIN_DENSITY, _attainable_fitness, _diverse_first, _ranked, initial_alignments,
                                              registration_errors, shifted_alignments)
     from canocaps.io import subsample, unit_sphere
 
@@ -92,6 +92,7 @@ def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
     screen = subsample(pa, 256, 4)
     ranked = _ranked(screen, tree, cands, 3.0 * dist)
     hyps_r = _diverse_first(ranked, 16, 30.0)
+    pinned = [c for c in ranked if c[0] in SCREEN_ALWAYS]  # register screens these wherever they rank
     hyps_s: list[tuple[str, np.ndarray]] = []
     vote_s = 0.0
     attainable = _attainable_fitness(tree, dist)
@@ -102,7 +103,8 @@ def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
         hyps_s = _diverse_first(_ranked(screen, tree, shifted, 3.0 * dist), 16, 30.0)
     few = {n: _icp.to_pcd(subsample(pa, n, 6)) if n < len(src_points) else src for n, _ in VARIANTS}
     rec: dict[str, Any] = {}
-    for name, T0 in hyps_r + hyps_s:
+    in_r = {n for n, _ in hyps_r}
+    for name, T0 in hyps_r + [c for c in pinned if c[0] not in in_r] + hyps_s:
         rec[name] = {}
         for n, it in VARIANTS:
             T, dt = _timed(_icp.icp_transform, few[n], tgt, T0, dist, "point_to_plane", it)
@@ -116,7 +118,8 @@ def _outcomes(pair: Any, model: Any) -> dict[str, Any]:
                                       short_s=dt + dm, full_s=df + dn)
     # register's cutoff of "part only" (its default sparse_overlap_threshold for sparse clouds)
     cutoff = OVERLAP_SHARE * attainable if dense else 0.85
-    return {"R": [n for n, _ in hyps_r], "S": [n for n, _ in hyps_s], "rec": rec, "vote_s": vote_s, "cutoff": cutoff}
+    return {"R": [n for n, _ in hyps_r], "S": [n for n, _ in hyps_s], "P": [n for n, _ in pinned], "rec": rec,
+            "vote_s": vote_s, "cutoff": cutoff}
 
 
 def _replay(pair: dict[str, Any], variant: tuple[int, int], a: int, b: int, k: int,
@@ -142,9 +145,11 @@ def _replay_rounds(pair: dict[str, Any], first: int, b: int, accept: float, top:
                    screen_top: int = 8, refine_top: int = 3) -> tuple[bool, float]:
     """``register``'s choice under the two-round schedule: (right, seconds its ICPs, measurements and vote took).
 
-    Part only: a best short fitness below ``pair["cutoff"]`` (register's, from :func:`_outcomes`).
+    Part only: a best short fitness below ``pair["cutoff"]`` (register's, from :func:`_outcomes`). The
+    single round screens ``pair["P"]`` too (register's ``SCREEN_ALWAYS``) wherever they rank.
     """
     rec, R, S, threshold = pair["rec"], pair["R"], pair["S"], pair["cutoff"]
+    one_round = R[:screen_top] + [n for n in pair.get("P", []) if n not in R[:screen_top]]
     whole, part = (2048, 10), (512, 10)
     variant: dict[str, tuple[int, int]] = {}
     refined: list[str] = []
@@ -169,11 +174,11 @@ def _replay_rounds(pair: dict[str, Any], first: int, b: int, accept: float, top:
         return min(refined, key=lambda n: rank(n, low, True))
 
     dense = bool(S)  # the study builds shifted hypotheses only where the vote may run
-    short(R[:first if dense else screen_top], part if dense else whole)
+    short(R[:first] if dense else one_round, part if dense else whole)
     low = max(rec[n][variant[n]]["fit"] for n in variant) < threshold
     if not (dense and low):  # one round, on all points
         variant.clear()
-        short(R[:screen_top], whole)
+        short(one_round, whole)
         low = max(rec[n][whole]["fit"] for n in variant) < threshold
         if not (dense and low):  # (all points may still find a partial overlap: then on as below)
             best = refine(refine_top, low)

@@ -37,6 +37,9 @@ class LossWeights:
     frame_conditioning: float = 0.0
     frame_weights: float = 0.0
 
+    def __post_init__(self) -> None:
+        _check_types(self, "model config: loss_weights")
+
 
 @dataclass
 class CapsulesConfig:
@@ -76,6 +79,11 @@ class CapsulesConfig:
         moment_area_k: neighbours of the moment frame's area weights (each point weighted
             by the surface area it stands for, :func:`canocaps.model.moment_frame.point_areas`;
             0 = off, as the weights trained before session 7).
+        routing_iterations: rounds of distance routing in the capsule pooling
+            (:class:`canocaps.model.capsules.CapsulePooling`; 0 = none, as the paper and the
+            weights trained before session 13).
+        routing_init: the routing's per-capsule distance scale ``gamma`` at initialisation
+            (>= 0; 0: a routed model starts as the unrouted one).
         loss_weights: see :class:`LossWeights`.
     """
 
@@ -98,11 +106,14 @@ class CapsulesConfig:
     moment_weight_power: float = 1.0
     moment_sign_power: float | None = None
     moment_area_k: int = 0
+    routing_iterations: int = 0
+    routing_init: float = 0.0
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
         if isinstance(self.loss_weights, Mapping):
             self.loss_weights = _from_mapping(LossWeights, self.loss_weights, "loss_weights")
+        _check_types(self, "model config")
         self.canon_hidden = tuple(int(h) for h in self.canon_hidden)
         self.validate()
 
@@ -113,7 +124,7 @@ class CapsulesConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise CanocapsInputError(f"model config: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("layers_per_block", "acn_groups", "knn_k", "moment_area_k"):
+        for name in ("layers_per_block", "acn_groups", "knn_k", "moment_area_k", "routing_iterations"):
             if int(getattr(self, name)) < 0:
                 raise CanocapsInputError(f"model config: {name} must be >= 0, got {getattr(self, name)}")
         if self.num_points < self.num_capsules:
@@ -130,6 +141,8 @@ class CapsulesConfig:
             raise CanocapsInputError(f"model config: frame must be 'procrustes' or 'moments', got {self.frame!r}")
         if int(self.local_k) < 2:
             raise CanocapsInputError(f"model config: local_k must be >= 2, got {self.local_k}")
+        if not float(self.routing_init) >= 0:
+            raise CanocapsInputError(f"model config: routing_init must be >= 0, got {self.routing_init}")
         if self.eps <= 0:
             raise CanocapsInputError("model config: eps must be > 0")
 
@@ -184,6 +197,27 @@ class CapsulesConfig:
 
     def replace(self, **changes: Any) -> "CapsulesConfig":
         return dataclasses.replace(self, **changes)
+
+
+_KINDS: dict[str, tuple[type, ...]] = {"int": (int, float), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_types(obj: Any, what: str) -> None:
+    """Raise :class:`CanocapsInputError` (one line) when a field annotated ``int``, ``float``, ``bool``
+    or ``str`` (optionally ``| None``) holds another kind of value, e.g. ``--set model.num_capsules=x``."""
+    for f in fields(obj):
+        annotation = str(f.type)
+        optional = annotation.endswith(" | None")
+        kind = annotation.removesuffix(" | None")
+        value = getattr(obj, f.name)
+        if kind not in _KINDS or (optional and value is None):
+            continue
+        bad = not isinstance(value, _KINDS[kind]) or (isinstance(value, bool) and kind != "bool")
+        if kind == "int" and not bad and isinstance(value, float):
+            bad = not value.is_integer()
+        if bad:
+            expected = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[kind]
+            raise CanocapsInputError(f"{what}: {f.name} must be {expected}, got {value!r}")
 
 
 def _from_mapping(cls: type, data: Mapping[str, Any], what: str) -> Any:

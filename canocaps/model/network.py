@@ -48,7 +48,7 @@ class CanonicalCapsules(nn.Module):
         self.config = config if config is not None else CapsulesConfig()
         cfg = self.config
         self.encoder: nn.Module = InvariantEncoder(cfg) if cfg.encoder == "invariant" else Encoder(cfg)
-        self.capsules = CapsulePooling(cfg.feat_dim, cfg.num_capsules)
+        self.capsules = CapsulePooling(cfg.feat_dim, cfg.num_capsules, cfg.routing_iterations, cfg.routing_init)
         self.canonicalizer: nn.Module = (MomentFrame(cfg.feat_dim, cfg.moment_weight_power, cfg.moment_sign_power,
                                                      cfg.moment_area_k)
                                          if cfg.frame == "moments"
