@@ -76,11 +76,11 @@ def extend_checkpoint(state: dict[str, Any], old_module: Any, new_module: Any) -
 
 
 def _run(args: argparse.Namespace) -> int:
+    import yaml
+
     from canocaps._files import atomic_write_text
     from canocaps.errors import CanocapsInputError
     from canocaps.model.module import CapsulesTrainModule
-    import yaml
-
     from canocaps.recipes.capsules import load_run_config
     from canocaps.train.checkpoint import read_trainer_checkpoint, save_checkpoint, seed_everything
 
@@ -94,8 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     old_cfg = load_run_config(run / "run.yaml")
     new_cfg = load_run_config(run / "run.yaml", args.overrides)
     state = read_trainer_checkpoint(run / "last.pt")
-    seed_everything(new_cfg["train"].seed)  # the new parameters' initial values, reproducibly
     old_module = CapsulesTrainModule(old_cfg["model"], old_cfg["data"]["pairs"])
+    seed_everything(new_cfg["train"].seed)  # the new parameters' initial values, reproducibly
     new_module = CapsulesTrainModule(new_cfg["model"], new_cfg["data"]["pairs"])
     extended, added = extend_checkpoint(state, old_module, new_module)
     if out.exists():
