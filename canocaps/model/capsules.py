@@ -47,11 +47,17 @@ def pool_capsules(points: Tensor, features: Tensor, logits: Tensor, min_mass: fl
     return PooledCapsules(attention, mass, weights, wt @ points, wt @ features)
 
 
-def keypoint_distances(points: Tensor, keypoints: Tensor) -> Tensor:
-    """Squared distances ``(B, N, K)`` of ``points`` ``(B, N, 3)`` to ``keypoints`` ``(B, K, 3)``,
-    in units of the cloud's mean squared distance to its centroid (unit-free, invariant)."""
+def mean_squared_radius(points: Tensor) -> Tensor:
+    """``s^2 = mean_n |x_n - c|^2`` ``(B,)`` of ``points`` ``(B, N, 3)`` (``c`` the centroid), floored at 1e-12."""
     centred = points - points.mean(dim=1, keepdim=True)
-    scale = centred.pow(2).sum(-1).mean(dim=1).clamp_min(1e-12)  # (B,)
+    return centred.pow(2).sum(-1).mean(dim=1).clamp_min(1e-12)
+
+
+def keypoint_distances(points: Tensor, keypoints: Tensor, scale: Tensor | None = None) -> Tensor:
+    """Squared distances ``(B, N, K)`` of ``points`` ``(B, N, 3)`` to ``keypoints`` ``(B, K, 3)``,
+    divided by ``scale`` ``(B,)`` (default :func:`mean_squared_radius`: unit-free, invariant)."""
+    if scale is None:
+        scale = mean_squared_radius(points)
     d2 = (points.unsqueeze(2) - keypoints.unsqueeze(1)).pow(2).sum(-1)
     return d2 / scale[:, None, None]
 
@@ -71,7 +77,8 @@ class CapsulePooling(nn.Module):
     def forward(self, points: Tensor, features: Tensor) -> PooledCapsules:
         logits = self.logits(features)
         pooled = pool_capsules(points, features, logits)
+        scale = mean_squared_radius(points) if self.routing_iterations > 0 else None  # once per cloud
         for _ in range(self.routing_iterations):
-            d2 = keypoint_distances(points, pooled.keypoints)
+            d2 = keypoint_distances(points, pooled.keypoints, scale)
             pooled = pool_capsules(points, features, logits - self.routing_scale * d2)
         return pooled
